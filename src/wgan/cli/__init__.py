@@ -1,0 +1,81 @@
+"""Command line: parse arguments -> config -> call the library. One module per command.
+
+Every user error (a bad value, a wrong path, a corrupt file) is one line on stderr and exit status
+2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command name -> module under wgan.cli with add_parser(subparsers) and run(args) -> int
+COMMANDS = {
+    "train": "train",
+}
+
+
+class UsageError(Exception):
+    """A bad command-line value; printed as one line, exit status 2."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from wgan.config import ConfigError
+    from wgan.training.checkpoint import CheckpointError
+
+    errors: list[type[BaseException]] = [UsageError, ConfigError, CheckpointError, FileNotFoundError]
+    try:
+        from wgan.data.images import DataError
+
+        errors.append(DataError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wgan", description="Train and diagnose Wasserstein GANs (clipping, gradient penalty, "
+                                 "spectral norm) and the vanilla GAN.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        importlib.import_module(f"wgan.cli.{module}").add_parser(sub)
+    return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line, exit 2) instead of printing usage."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 2
+        return int(args.run(args) or 0)
+    except user_errors() as e:
+        if debug:
+            raise
+        msg = str(e) if not isinstance(e, FileNotFoundError) or not e.filename else f"file not found: {e.filename}"
+        print(f"wgan: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("wgan: interrupted", file=sys.stderr)
+        return 130
+
+
+def subparser(sub, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand parser that reports bad usage as one line (exit 2)."""
+    p = sub.add_parser(name, help=help, description=description or help,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.error = _Parser.error.__get__(p)  # type: ignore[method-assign]
+    return p

@@ -1,0 +1,85 @@
+"""``wgan train``: every config field is a flag; defaults < variant < preset < --config < flags."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from wgan.cli import subparser
+from wgan.config import FIELD_TYPES, TrainConfig
+
+EXAMPLES = """examples:
+  wgan train                                   # WGAN-GP on ring8 with the toy preset
+  wgan train --variant wgan --data grid25 --steps 3000
+  wgan train --config my.toml --seed 3 --out runs/try3
+  wgan train --resume runs/00001-wgan-gp-ring8 --steps 4000
+  wgan train --dry-run --variant sngan         # print the resolved config and exit
+"""
+
+
+def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per TrainConfig field; only flags actually given reach the config (SUPPRESS)."""
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        shown = "the variant's / data set's" if default is None else repr(default)
+        if FIELD_TYPES[f.name] is bool:
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                           help=f"(default: {shown})")
+        else:
+            p.add_argument(flag, dest=f.name, metavar=f.name.upper(), default=argparse.SUPPRESS,
+                           help=f"(default: {shown})")
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+
+
+def add_parser(sub) -> None:
+    p = subparser(sub, "train", "train a GAN (default: WGAN-GP on 8 Gaussians on a ring)",
+                  description=__doc__ + "\n" + EXAMPLES)
+    p.add_argument("--config", dest="config_file", metavar="FILE.toml", help="TOML file of config fields")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    p.add_argument("--force", action="store_true", help="with --resume: accept a changed model/data config")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wgan.config import resolve
+    from wgan.training.trainer import Trainer, TrainingDiverged, format_summary, new_run_dir
+
+    overrides = config_overrides(args)
+    if args.resume:
+        from wgan.config import coerce
+
+        if args.config_file:
+            from wgan.config import load_toml
+
+            overrides = {**load_toml(args.config_file), **overrides}
+        overrides = {k: coerce(k, v) for k, v in overrides.items()}
+        trainer = Trainer.resume(args.resume, overrides, force=args.force, progress=not args.quiet)
+        if args.dry_run:
+            print(trainer.config.to_json())
+            return 0
+        print(f"wgan: resuming {args.resume} at step {trainer.step} of {trainer.config.steps}")
+    else:
+        config = resolve(overrides, args.config_file)
+        if args.dry_run:
+            print(config.to_json())
+            return 0
+        run_dir = new_run_dir(config)
+        trainer = Trainer(config, run_dir=run_dir, progress=not args.quiet)
+        print(f"wgan: training {config.variant} on {config.data} for {config.steps} steps -> {run_dir}")
+    try:
+        summary = trainer.train()
+    except TrainingDiverged as e:
+        print(f"wgan: error: {e}")
+        return 1
+    print(format_summary(summary))
+    return 0

@@ -1,0 +1,1 @@
+"""Sample-quality metrics: toy (modes, high quality, exact W1) and image (classifier features)."""

@@ -1,0 +1,1 @@
+"""Training: plain step functions, the trainer that sequences them, checkpoints, distribution, EMA."""

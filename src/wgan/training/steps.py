@@ -1,0 +1,59 @@
+"""Plain step functions with explicit arguments, in one order:
+zero grads, forward, loss (+ penalty), backward, all-reduce grads, optimiser step, after_step.
+
+They return detached statistics tensors and never synchronise with the host (no ``.item()``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from wgan.lipschitz import LipschitzMethod
+from wgan.lipschitz.gradient_penalty import interpolate
+from wgan.objectives import Objective
+from wgan.training.distributed import Comm
+
+
+def critic_step(critic: nn.Module, generator: nn.Module, critic_opt: torch.optim.Optimizer,
+                objective: Objective, lipschitz: LipschitzMethod, comm: Comm,
+                x_real: torch.Tensor, z: torch.Tensor, rng: torch.Generator,
+                apply_penalty: bool = True) -> dict[str, torch.Tensor]:
+    """One critic update. Critic: maximise E[f(x_real)] - E[f(G(z))] (or the objective's form)."""
+    critic_opt.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        x_fake = generator(z)  # the generator is not trained here: no graph through it
+    score_real = critic(x_real)  # (N,)
+    score_fake = critic(x_fake)  # (N,)
+    loss = objective.critic_loss(score_real, score_fake)
+    stats = {"loss/critic": loss.detach(),
+             "critic/gap": (score_real.mean() - score_fake.mean()).detach()}  # the W1 estimate
+    if apply_penalty:
+        x_hat = interpolate(x_real, x_fake, rng) if lipschitz.needs_interpolates else None
+        out = lipschitz.penalty(critic, x_real, x_fake, x_hat)
+        if out is not None:
+            term, norms = out
+            loss = loss + term
+            stats["lipschitz/penalty"] = term.detach()
+            stats["lipschitz/grad_norm_mean"] = norms.detach().mean()
+    loss.backward()
+    comm.all_reduce_grads(critic.parameters())
+    critic_opt.step()
+    lipschitz.after_step(critic)
+    stats["loss/critic_total"] = loss.detach()
+    return stats
+
+
+def generator_step(generator: nn.Module, critic: nn.Module, gen_opt: torch.optim.Optimizer,
+                   objective: Objective, comm: Comm, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One generator update. Generator: minimise the objective's generator loss on f(G(z))."""
+    gen_opt.zero_grad(set_to_none=True)
+    critic.requires_grad_(False)  # the critic is frozen: gradients flow through it, not into it
+    try:
+        loss = objective.generator_loss(critic(generator(z)))
+        loss.backward()
+    finally:
+        critic.requires_grad_(True)
+    comm.all_reduce_grads(generator.parameters())
+    gen_opt.step()
+    return {"loss/generator": loss.detach()}
