@@ -305,6 +305,7 @@ class Trainer:
             self._diverged(bad, record)
         if self.comm.is_main:
             record.update(self.evaluate())
+            record.update(self.diagnose())
             self.history.append(record)
             if self.run_dir is not None:
                 with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -337,10 +338,18 @@ class Trainer:
         finally:
             g.train(was_training)
 
+    def diagnose(self) -> dict[str, Any]:
+        """Critic diagnostics of this tick (gradient norms at interpolates, Lipschitz probe)."""
+        from wgan.diagnostics import tick_diagnostics
+
+        return tick_diagnostics(self)
+
     def evaluate(self) -> dict[str, Any]:
-        """Metrics of the current generator: the toy protocol for 2-D data."""
+        """Metrics of the current generator: the toy protocol for 2-D data, classifier metrics for images."""
         if self.data.kind != "toy":
-            return {}
+            from wgan.metrics.image import image_metrics
+
+            return image_metrics(self)
         from wgan.metrics.toy import toy_metrics
 
         rng = torch.Generator(device=self.device).manual_seed(self.config.seed * 7 + 3)  # same data each tick
