@@ -43,7 +43,7 @@ class TrainConfig:
     critic_norm: str = "none"  # none | layer | batch (batch is refused with the gradient penalty)
 
     # --- schedule ----------------------------------------------------------------------------
-    steps: int = 2000  # generator steps in total (each follows n_critic critic steps)
+    steps: int = 6000  # generator steps in total (each follows n_critic critic steps)
     batch_size: int = 256  # per process; global batch = batch_size x world size
     n_critic: int | None = None  # critic steps per generator step
 
@@ -64,7 +64,7 @@ class TrainConfig:
     # --- run ---------------------------------------------------------------------------------
     seed: int = 0
     out: str | None = None  # run directory; None = runs/NNNNN-VARIANT-DATA
-    tick_every_steps: int = 250  # statistics, samples, evaluation and checkpoint every so many steps
+    tick_every_steps: int = 500  # statistics, samples, evaluation and checkpoint every so many steps
     eval_samples: int = 2500  # toy protocol (VEEGAN / PacGAN): 2,500 generated samples
     keep_checkpoints: int = 2  # numbered checkpoints kept besides latest.pt
     device: str = "auto"  # auto | cpu | cuda | cuda:N

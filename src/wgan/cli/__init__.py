@@ -13,6 +13,7 @@ import sys
 # command name -> module under wgan.cli with add_parser(subparsers) and run(args) -> int
 COMMANDS = {
     "train": "train",
+    "evaluate": "evaluate",
 }
 
 
@@ -71,6 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wgan: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Destroy torchrun's process group if this run created one (no torch import otherwise)."""
+    distributed = sys.modules.get("wgan.training.distributed")
+    if distributed is not None:
+        distributed.shutdown()
 
 
 def subparser(sub, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:

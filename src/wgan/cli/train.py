@@ -52,6 +52,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wgan.config import resolve
+    from wgan.training.distributed import get_comm
     from wgan.training.trainer import Trainer, TrainingDiverged, format_summary, new_run_dir
 
     overrides = config_overrides(args)
@@ -64,22 +65,33 @@ def run(args: argparse.Namespace) -> int:
             overrides = {**load_toml(args.config_file), **overrides}
         overrides = {k: coerce(k, v) for k, v in overrides.items()}
         trainer = Trainer.resume(args.resume, overrides, force=args.force, progress=not args.quiet)
+        comm = trainer.comm  # world size 1, or torchrun's process group for the run's device
         if args.dry_run:
-            print(trainer.config.to_json())
+            if comm.is_main:
+                print(trainer.config.to_json())
             return 0
-        print(f"wgan: resuming {args.resume} at step {trainer.step} of {trainer.config.steps}")
+        if comm.is_main:
+            print(f"wgan: resuming {args.resume} at step {trainer.step} of {trainer.config.steps}"
+                  + (f" on {comm.world_size} processes" if comm.world_size > 1 else ""))
     else:
         config = resolve(overrides, args.config_file)
+        comm = get_comm(config.device)  # world size 1, or torchrun's process group
         if args.dry_run:
-            print(config.to_json())
+            if comm.is_main:
+                print(config.to_json())
             return 0
-        run_dir = new_run_dir(config)
-        trainer = Trainer(config, run_dir=run_dir, progress=not args.quiet)
-        print(f"wgan: training {config.variant} on {config.data} for {config.steps} steps -> {run_dir}")
+        run_dir = comm.on_main(lambda: new_run_dir(config))  # rank 0 picks the folder; every rank agrees
+        trainer = Trainer(config, run_dir=run_dir, comm=comm, progress=not args.quiet)
+        if comm.is_main:
+            procs = (f" on {comm.world_size} processes (global batch {config.batch_size * comm.world_size})"
+                     if comm.world_size > 1 else "")
+            print(f"wgan: training {config.variant} on {config.data} for {config.steps} steps{procs} -> {run_dir}")
     try:
         summary = trainer.train()
     except TrainingDiverged as e:
-        print(f"wgan: error: {e}")
+        if comm.is_main:
+            print(f"wgan: error: {e}")
         return 1
-    print(format_summary(summary))
+    if comm.is_main:
+        print(format_summary(summary))
     return 0

@@ -13,10 +13,13 @@ own generators seeded by (seed, step) and never touches ``self.rng``.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -34,6 +37,14 @@ from wgan.training.distributed import Comm, get_comm
 from wgan.training.ema import EMA
 from wgan.training.steps import critic_step, generator_step
 from wgan.variants import get_variant
+
+
+MAX_ROLLBACKS = 3  # --on-nan rollback: reloads (each halving the learning rates) before giving up
+_NEVER = 2**62  # "no non-finite value seen" in the on-device first-bad-step tracker
+
+
+def _nonfinite_kind(v: float) -> str:
+    return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
 
 
 class TrainingDiverged(RuntimeError):
@@ -114,10 +125,10 @@ class Trainer:
     def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, comm: Comm | None = None,
                  progress: bool = False):
         self.config = config
-        self.comm = comm or get_comm()
+        self.comm = comm or get_comm(config.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
-        self.device = pick_device(config.device)
+        self.device = self.comm.resolve_device(pick_device(config.device))  # cuda -> cuda:LOCAL_RANK
         self.arch = None
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -172,7 +183,18 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.generator
 
     # ------------------------------------------------------------------ state
+    # Divergence guard (class defaults, so the constructor needs no change):
+    _nan_keys: tuple[str, ...] = ()  # statistics tracked this tick, in the order of _first_bad
+    _first_bad: torch.Tensor | None = None  # (len(_nan_keys),) int64 on device: first step each went non-finite
+    _good_state: dict[str, Any] | None = None  # --on-nan rollback: a copy of the last good state
+    _last_ckpt_step: int | None = None  # step of checkpoints/latest.pt written or loaded by this process
+    _divergences: tuple[dict[str, Any], ...] = ()  # every divergence event of this process
+    rollbacks: int = 0  # rollbacks done (saved in checkpoints)
+    resume_changes: tuple[str, ...] = ()  # "field: old -> new" accepted by resume()
+
     def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the run exactly: weights, optimisers, EMA, step, config and
+        every random state (the loop's generator and the global torch, numpy and python states)."""
         return {
             "config": asdict(self.config),
             "step": self.step,
@@ -185,9 +207,15 @@ class Trainer:
             "rng": {"loop": self.rng.get_state(), "global": ckpt.capture_rng()},
             "w1_floor": self.w1_floor,
             "world_size": self.comm.world_size,
+            "data_shape": list(self.data.shape),  # with "config" and "arch": enough to rebuild the generator
+            "arch": self.arch,
+            "rollbacks": self.rollbacks,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved. The optimisers take this trainer's config learning
+        rates (and Adam betas): the same values on a plain resume, the new ones after an override or
+        a rollback."""
         self.generator.load_state_dict(state["generator"])
         self.critic.load_state_dict(state["critic"])
         self.gen_opt.load_state_dict(state["gen_opt"])
@@ -197,42 +225,98 @@ class Trainer:
         self.step = int(state["step"])
         self.critic_iters = int(state["critic_iters"])
         self.w1_floor = state.get("w1_floor")
+        self.rollbacks = int(state.get("rollbacks", 0))
+        self._apply_config_hparams()
         ckpt.restore_rng(state["rng"]["global"])
-        if state.get("world_size", 1) == self.comm.world_size:
-            self.rng.set_state(state["rng"]["loop"].to(self.rng.get_state().device))
+        loops = state["rng"].get("loop_ranks") or [state["rng"]["loop"]]  # one loop stream per rank
+        if len(loops) == self.comm.world_size:  # the same world size: every rank continues its stream
+            self.rng.set_state(loops[self.comm.rank].to(self.rng.get_state().device))
         else:  # another world size: per-rank streams cannot be continued exactly; reseed them
             self.rng.manual_seed(self.config.seed * 1_000_003 + 17 + self.comm.rank + 7919 * self.step)
         self.comm.broadcast_module(self.generator)
         self.comm.broadcast_module(self.critic)
+
+    def _apply_config_hparams(self) -> None:
+        c = self.config
+        for opt, lr in ((self.gen_opt, c.lr_g), (self.critic_opt, c.lr_c)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+                if "betas" in group and c.beta1 is not None and c.beta2 is not None:
+                    group["betas"] = (c.beta1, c.beta2)
+
+    @classmethod
+    def load_run(cls, run_dir: str | Path, device: str | None = None) -> "Trainer":
+        """Rebuild a finished or running run from its latest checkpoint, read-only (writes nothing)."""
+        run_dir = Path(run_dir)
+        latest = run_dir / "checkpoints" / "latest.pt"
+        if not latest.is_file():
+            raise ConfigError(f"{str(run_dir)!r} has no checkpoints/latest.pt; is it a wgan run directory?")
+        state = ckpt.load_checkpoint(latest)
+        config = from_dict(state["config"])
+        if device is not None:
+            config = dataclasses.replace(config, device=device)
+        trainer = cls(config, run_dir=None)
+        trainer.load_state_dict(state)
+        trainer.history = _read_jsonl(run_dir / "metrics.jsonl")
+        return trainer
 
     @classmethod
     def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None, force: bool = False,
                comm: Comm | None = None, progress: bool = False) -> "Trainer":
         """Continue the run in ``run_dir`` from ``checkpoints/latest.pt``.
 
-        ``overrides`` may change schedule fields (``steps``, ``tick_every_steps``...); a change to a
-        model or data field is refused unless ``force``.
+        ``overrides`` may change schedule fields (``steps``, ``tick_every_steps``, learning rates...);
+        the accepted changes are listed in ``trainer.resume_changes``. A change to a model or data
+        field (:data:`wgan.config.MODEL_FIELDS`) is refused with a message listing every difference,
+        unless ``force``; even with ``force``, a change that the saved weights or optimiser state
+        cannot follow (another width, depth, optimiser, a spectral-norm critic...) is refused.
+
+        Raises:
+            ConfigError: not a run, or a refused change.
+            CheckpointError: ``latest.pt`` is corrupt, unsafe or of another format.
         """
         run_dir = Path(run_dir)
+        where = f"--resume {str(run_dir)!r}"
         latest = run_dir / "checkpoints" / "latest.pt"
         if not latest.is_file():
-            raise ConfigError(f"--resume {str(run_dir)!r}: no checkpoints/latest.pt there; is it a wgan run?")
+            if (run_dir / "config.json").is_file():
+                raise ConfigError(f"{where}: the run has no checkpoint yet (it stopped before its first tick); "
+                                  f"start it again instead")
+            raise ConfigError(f"{where}: no checkpoints/latest.pt there; is it a wgan run directory?")
         state = ckpt.load_checkpoint(latest)
         saved = state["config"]
         merged = dict(saved)
-        changed = []
         for k, v in (overrides or {}).items():
             if k in saved and saved[k] != v:
-                changed.append(f"{k}: {saved[k]!r} -> {v!r}")
                 merged[k] = v
-        model_changes = [c for c in changed if c.split(":")[0] in MODEL_FIELDS]
+        changed = [k for k in merged if merged[k] != saved[k]]
+
+        def listing(keys):
+            return "; ".join(f"{k.replace('_', '-')} {saved[k]!r} -> {merged[k]!r}" for k in keys)
+
+        model_changes = [k for k in changed if k in MODEL_FIELDS]
         if model_changes and not force:
-            raise ConfigError(f"--resume {str(run_dir)!r}: the model/data configuration differs from the "
-                              f"run's ({'; '.join(model_changes)}); use --force to override")
+            raise ConfigError(f"{where}: the model/data configuration differs from the run's: "
+                              f"{listing(model_changes)}; drop these flags to continue the run as it was, "
+                              f"or add --force to accept them")
+        if "optimizer" in changed:
+            raise ConfigError(f"{where}: cannot change the optimiser ({listing(['optimizer'])}), even with "
+                              f"--force: the checkpoint holds {saved['optimizer']} state; start a new run")
         config = from_dict(merged)
         trainer = cls(config, run_dir=run_dir, comm=comm, progress=progress)
-        trainer.load_state_dict(state)
-        trainer.history = _read_history(run_dir / "metrics.jsonl", trainer.step)
+        try:
+            trainer.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError) as e:
+            detail = " ".join(line.strip() for line in str(e).strip().splitlines()[:2])[:200]
+            if model_changes:
+                raise ConfigError(f"{where} --force: the saved weights do not fit the changed model "
+                                  f"({listing(model_changes)}): {detail}") from None
+            raise ckpt.CheckpointError(f"{str(latest)!r} does not match the run's own configuration: "
+                                       f"{detail}") from None
+        trainer.resume_changes = tuple(f"{k.replace('_', '-')} {saved[k]!r} -> {merged[k]!r}" for k in changed)
+        trainer._last_ckpt_step = trainer.step
+        if trainer.comm.is_main:  # rank 0 alone reads (and trims) the log it alone writes
+            trainer.history = _read_history(run_dir / "metrics.jsonl", trainer.step)
         if trainer.comm.is_main:
             ckpt.atomic_write_text(run_dir / "config.json", config.to_json())
         return trainer
@@ -254,7 +338,7 @@ class Trainer:
         old_handlers = self._install_signal_handlers()
         self._tick_start, self._tick_step0 = time.perf_counter(), self.step
         try:
-            while self.step < total and self._stop_signal is None:
+            while self.step < total and not self._should_stop():
                 self._one_generator_step()
                 if bar is not None:
                     bar.update(1)
@@ -280,6 +364,8 @@ class Trainer:
     def _one_generator_step(self) -> None:
         c = self.config
         B = c.batch_size
+        if c.on_nan == "rollback" and self._good_state is None:
+            self._good_state = self._snapshot()  # the start state, until the first good tick
         for _ in range(c.n_critic):
             x_real = self.data.sample(B, self.rng)
             z = torch.randn(B, c.z_dim, generator=self.rng, device=self.device)
@@ -292,6 +378,34 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.generator)
         self.step += 1
+        self._track_nonfinite()
+
+    def _track_nonfinite(self) -> None:
+        """Record, on the device, the first step at which each running statistic went NaN or Inf.
+
+        The tick's running sums stay non-finite once a term was (NaN + x = NaN, Inf + x = Inf or
+        NaN), so one check of the sums per generator step finds the step; no host sync happens here.
+        """
+        sums = self.acc.sums
+        if len(sums) != len(self._nan_keys):  # a term appeared (first step of a tick, lazy penalty)
+            new = [k for k in sums if k not in self._nan_keys]
+            pad = torch.full((len(new),), _NEVER, dtype=torch.int64, device=self.device)
+            self._first_bad = pad if self._first_bad is None else torch.cat([self._first_bad, pad])
+            self._nan_keys = (*self._nan_keys, *new)
+        s = torch.stack([sums[k] for k in self._nan_keys])
+        self._first_bad = torch.where(torch.isfinite(s), self._first_bad, self._first_bad.clamp(max=self.step))
+
+    def _snapshot(self) -> dict[str, Any]:
+        return copy.deepcopy(self.state_dict())
+
+    def _nonfinite_params(self) -> list[str]:
+        names, flags = [], []
+        for prefix, module in (("generator", self.generator), ("critic", self.critic)):
+            for n, p in module.named_parameters():
+                names.append(f"{prefix}.{n}")
+                flags.append(torch.isfinite(p).all())
+        ok = torch.stack(flags).tolist()  # one host sync per tick
+        return [n for n, f in zip(names, ok) if not f]
 
     # ------------------------------------------------------------------ ticks
     def tick(self) -> dict[str, Any]:
@@ -301,8 +415,20 @@ class Trainer:
         record: dict[str, Any] = {"step": self.step, "time/step_ms": 1000 * (now - self._tick_start) / steps_done}
         record.update(self.acc.means(self.comm))
         bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
-        if bad:
-            self._diverged(bad, record)
+        first_bad = {}
+        if bad and self._first_bad is not None:
+            first_bad = {k: s for k, s in zip(self._nan_keys, self._first_bad.tolist()) if s != _NEVER}
+        self._nan_keys, self._first_bad = (), None  # the running sums start again
+        # Finite losses but non-finite weights: a gradient was NaN/Inf in the tick's last step.
+        bad_params = [] if bad else self._nonfinite_params()
+        if bad or bad_params:
+            self._diverged(bad, record, bad_params, first_bad)  # raises, or rolls back
+            return record
+        # Every rank (collectives): the ranks must still hold one model, or a clear error; every
+        # rank's loop stream goes into the checkpoint, so a resume with the same world size is exact.
+        self.comm.check_identical(self.generator, "generator")
+        self.comm.check_identical(self.critic, "critic")
+        loop_states = self.comm.all_gather_object(self.rng.get_state())
         if self.comm.is_main:
             record.update(self.evaluate())
             record.update(self.diagnose())
@@ -311,19 +437,93 @@ class Trainer:
                 with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
                     f.write(json.dumps(record) + "\n")
                 self._write_samples()
-                ckpt.save_with_history(self.run_dir / "checkpoints", self.state_dict(), self.step,
+                state = self.state_dict()
+                state["rng"]["loop_ranks"] = loop_states
+                ckpt.save_with_history(self.run_dir / "checkpoints", state, self.step,
                                        self.config.keep_checkpoints)
+                self._last_ckpt_step = self.step
+        # Rank 0's evaluation may have run the critic in training mode (a spectral-norm forward advances
+        # its vectors): every rank continues from rank 0's state, as the single process would.
+        self.comm.broadcast_module(self.critic)
+        if self.config.on_nan == "rollback":
+            self._good_state = self._snapshot()  # what --on-nan rollback returns to
         self.comm.barrier()
         self._tick_start, self._tick_step0 = time.perf_counter(), self.step
         return record
 
-    def _diverged(self, bad: list[str], record: dict[str, Any]) -> None:
-        msg = (f"training diverged between steps {self._tick_step0 + 1} and {self.step}: "
-               f"{', '.join(bad)} became NaN/Inf; the last good checkpoint is kept")
+    def _should_stop(self) -> bool:
+        """True once any rank got SIGINT/SIGTERM; every rank agrees, so all stop at the same step."""
+        if self.comm.any_rank(self._stop_signal is not None) and self._stop_signal is None:
+            self._stop_signal = "a stop signal (on another rank)"
+        return self._stop_signal is not None
+
+    def _diverged(self, bad: list[str], record: dict[str, Any], bad_params: list[str] = (),
+                  first_bad: dict[str, int] | None = None) -> None:
+        """Stop with :class:`TrainingDiverged` naming the step and the terms, after writing
+        ``diverged.json``; or, with ``on_nan = "rollback"``, reload the last good state with halved
+        learning rates (at most :data:`MAX_ROLLBACKS` times)."""
+        c = self.config
+        first_bad = first_bad or {}
+        span = f"between steps {self._tick_step0 + 1} and {self.step}"
+        if bad:
+            steps = [first_bad[k] for k in bad if k in first_bad]
+            at = min(steps) if steps else None
+            terms = [k for k in bad if first_bad.get(k) == at] if at is not None else bad
+            later = [k for k in bad if k not in terms]
+            msg = (f"training diverged at step {at}: " if at is not None else f"training diverged {span}: ")
+            msg += ", ".join(f"{k} became {_nonfinite_kind(record[k])}" for k in terms)
+            if later:
+                msg += f" (then {', '.join(later)})"
+        else:
+            at = self.step
+            shown = ", ".join(bad_params[:3]) + (", ..." if len(bad_params) > 3 else "")
+            msg = (f"training diverged at step {at}: a gradient became NaN or Inf "
+                   f"(non-finite parameters: {shown})")
+        event: dict[str, Any] = {
+            "step": at, "between_steps": [self._tick_step0 + 1, self.step],
+            "terms": {k: str(record[k]) for k in bad}, "first_bad_step": first_bad,
+            "nonfinite_parameters": list(bad_params), "on_nan": c.on_nan,
+            "lr_g": c.lr_g, "lr_c": c.lr_c, "rollbacks": self.rollbacks,
+            "last_good_checkpoint": None if self._last_ckpt_step is None else {
+                "step": self._last_ckpt_step,
+                "path": str(self.run_dir / "checkpoints" / "latest.pt") if self.run_dir else None},
+            "record": {k: (v if isinstance(v, (int, float)) and math.isfinite(v) else str(v))
+                       for k, v in record.items()},
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        rollback = c.on_nan == "rollback" and self.rollbacks < MAX_ROLLBACKS and self._good_state is not None
+        if rollback:
+            good_step = self._good_state["step"]
+            lr_g, lr_c = c.lr_g / 2, c.lr_c / 2
+            msg += (f"; rolled back to step {good_step} and halved the learning rates (lr-g {c.lr_g:g} -> "
+                    f"{lr_g:g}, lr-c {c.lr_c:g} -> {lr_c:g}), rollback {self.rollbacks + 1} of {MAX_ROLLBACKS}")
+            event.update(action="rollback", rolled_back_to_step=good_step, new_lr_g=lr_g, new_lr_c=lr_c)
+        else:
+            if c.on_nan == "rollback":
+                msg += f"; gave up after {self.rollbacks} rollbacks"
+            if self.run_dir is not None:
+                if self._last_ckpt_step is not None:
+                    msg += (f"; the last good checkpoint (step {self._last_ckpt_step}) is "
+                            f"{self.run_dir / 'checkpoints' / 'latest.pt'}")
+                else:
+                    msg += "; no checkpoint had been written yet"
+                msg += f"; details in {self.run_dir / 'diverged.json'}"
+            event["action"] = "stop"
+        event["message"] = msg
+        self._divergences = (*self._divergences, event)
         if self.run_dir is not None and self.comm.is_main:
-            ckpt.atomic_write_text(self.run_dir / "diverged.json",
-                                   json.dumps({"message": msg, "record": {k: str(v) for k, v in record.items()}}))
-        raise TrainingDiverged(msg)
+            report = dict(event, events=list(self._divergences), config=asdict(c),
+                          versions=ckpt.software_versions())
+            ckpt.atomic_write_text(self.run_dir / "diverged.json", json.dumps(report, indent=2, default=str))
+        if not rollback:
+            raise TrainingDiverged(msg)
+        n = self.rollbacks + 1
+        self.config = dataclasses.replace(c, lr_g=lr_g, lr_c=lr_c)
+        self.load_state_dict(copy.deepcopy(self._good_state))  # a copy: optimisers alias what they load
+        self.rollbacks = n
+        if self.comm.is_main:
+            print(f"wgan: warning: {msg}", file=sys.stderr, flush=True)
+        self._tick_start, self._tick_step0 = time.perf_counter(), self.step
 
     @torch.no_grad()
     def generate(self, n: int | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
@@ -395,6 +595,8 @@ class Trainer:
             return None
 
         def handler(signum, frame):
+            if self._stop_signal is not None:  # a second signal: quit now; checkpoint writes are atomic
+                raise KeyboardInterrupt
             self._stop_signal = signal.Signals(signum).name
 
         old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -433,18 +635,24 @@ def _postfix(record: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _read_history(path: Path, up_to_step: int) -> list[dict[str, Any]]:
-    """Records of metrics.jsonl up to ``up_to_step`` (a crash may have logged past the checkpoint)."""
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl; a torn last line (crash mid-write) is skipped."""
     if not path.is_file():
         return []
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            rec = json.loads(line)
+            out.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-        if rec.get("step", 0) <= up_to_step:
-            out.append(rec)
+    return out
+
+
+def _read_history(path: Path, up_to_step: int) -> list[dict[str, Any]]:
+    """Records of metrics.jsonl up to ``up_to_step`` (a crash may have logged past the checkpoint)."""
+    if not path.is_file():
+        return []
+    out = [r for r in _read_jsonl(path) if r.get("step", 0) <= up_to_step]
     ckpt.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in out))
     return out
 
