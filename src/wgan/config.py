@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -169,15 +170,41 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"--config {str(p)!r} is not valid TOML: {e}") from None
     if set(raw) == {"train"} and isinstance(raw["train"], dict):
         raw = raw["train"]
+    where = f"--config {str(p)!r}"
     out = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
         if name not in FIELD_TYPES:
-            raise ConfigError(f"{str(p)!r}: unknown key {key!r}; accepted: {', '.join(sorted(FIELD_TYPES))}")
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{str(p)!r}: key {key!r} must be a single value, got {type(value).__name__}")
+            raise ConfigError(f"{where}: unknown key {key!r}; accepted: {', '.join(sorted(FIELD_TYPES))}")
+        # TOML values are typed: the value's type must be the field's (an integer is a valid float;
+        # "none" is how a file resets a field that may be empty). No string-to-number guessing here.
+        typ = FIELD_TYPES[name]
+        if isinstance(value, str) and FIELD_NULLABLE[name] and value.lower() in ("none", "null"):
+            out[name] = None
+            continue
+        ok = {bool: isinstance(value, bool),
+              int: isinstance(value, int) and not isinstance(value, bool),
+              float: isinstance(value, (int, float)) and not isinstance(value, bool),
+              str: isinstance(value, str)}[typ]
+        if not ok:
+            got = _TOML_TYPES.get(type(value), type(value).__name__)
+            raise ConfigError(f"{where}: {key} = {_toml_repr(value)} has the wrong type: {key} must be "
+                              f"{_KINDS[typ]}, got {got}")
         out[name] = coerce(name, value)
     return out
+
+
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
+               dict: "a table"}
+
+
+def _toml_repr(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value) if not isinstance(value, (list, dict)) else ("[...]" if isinstance(value, list) else "{...}")
 
 
 def resolve(overrides: dict[str, Any] | None = None, toml_path: str | Path | None = None) -> TrainConfig:
@@ -224,12 +251,37 @@ def _check(ok: bool, msg: str) -> None:
 
 
 def validate(c: TrainConfig) -> None:
-    """Raise ConfigError naming the first bad field, its value and what is accepted."""
+    """Raise ConfigError naming the first bad field, its value and what is accepted.
+
+    Every field is checked: its type (a library caller may build a TrainConfig by hand), finite
+    numbers, then its range or set of accepted values.
+    """
     from wgan.data import check_data_spec
     from wgan.variants import VARIANTS
 
+    for f in fields(TrainConfig):
+        v = getattr(c, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if v is None:
+            _check(FIELD_NULLABLE[f.name], f"{flag} may not be empty (None)")
+            continue
+        typ = FIELD_TYPES[f.name]
+        ok = {bool: isinstance(v, bool),
+              int: isinstance(v, int) and not isinstance(v, bool),
+              float: isinstance(v, (int, float)) and not isinstance(v, bool),
+              str: isinstance(v, str)}[typ]
+        _check(ok, f"{flag} must be {_KINDS[typ]}, got {v!r}")
+        if typ is float:
+            _check(math.isfinite(v), f"{flag} must be a finite number, got {v!r}")
     _check(c.variant in VARIANTS, f"--variant must be one of {', '.join(VARIANTS)}; got {c.variant!r}")
     check_data_spec(c.data)
+    _check(c.preset == "auto" or c.preset in PRESETS,
+           f"--preset must be one of auto, {', '.join(PRESETS)}; got {c.preset!r}")
+    method = VARIANTS[c.variant].lipschitz
+    _check(method != "clip" or c.clip_value is not None,
+           f"--clip-value must be set for --variant {c.variant} (weight clipping), got None")
+    _check(method != "gp" or c.gp_weight is not None,
+           f"--gp-weight must be set for --variant {c.variant} (gradient penalty), got None")
     for name in ("z_dim", "g_width", "c_width", "steps", "batch_size", "tick_every_steps", "penalty_every"):
         v = getattr(c, name)
         _check(v >= 1, f"--{name.replace('_', '-')} must be >= 1, got {v}")

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         parser = build_parser()
+        parser.error = _Parser.error.__get__(parser)  # type: ignore[method-assign]  # one line, exit 2
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help()
@@ -67,13 +68,23 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         msg = str(e) if not isinstance(e, FileNotFoundError) or not e.filename else f"file not found: {e.filename}"
-        print(f"wgan: error: {msg}", file=sys.stderr)
+        print(f"wgan: error: {_one_line(msg)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # permissions, a full disk, a path that is a file: the system's words, one line
+        if debug:
+            raise
+        msg = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else str(e)
+        print(f"wgan: error: {_one_line(msg)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("wgan: interrupted", file=sys.stderr)
         return 130
     finally:
         _leave_process_group()
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(msg.split()) or "unknown error"
 
 
 def _leave_process_group() -> None:

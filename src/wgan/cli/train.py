@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from dataclasses import fields
 
 from wgan.cli import subparser
@@ -73,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         if comm.is_main:
             print(f"wgan: resuming {args.resume} at step {trainer.step} of {trainer.config.steps}"
                   + (f" on {comm.world_size} processes" if comm.world_size > 1 else ""))
+            if trainer.resume_changes:
+                print(f"wgan: with changes: {'; '.join(trainer.resume_changes)}")
     else:
         config = resolve(overrides, args.config_file)
         comm = get_comm(config.device)  # world size 1, or torchrun's process group
@@ -88,10 +92,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"wgan: training {config.variant} on {config.data} for {config.steps} steps{procs} -> {run_dir}")
     try:
         summary = trainer.train()
-    except TrainingDiverged as e:
+    except TrainingDiverged as e:  # not a usage error: exit status 1, the message on stderr
         if comm.is_main:
-            print(f"wgan: error: {e}")
+            print(f"wgan: error: {e}", file=sys.stderr)
         return 1
     if comm.is_main:
         print(format_summary(summary))
+    stopped = summary.get("stopped_by")
+    if stopped in ("SIGINT", "SIGTERM"):  # stopped early with a checkpoint: the shell's 128 + signal number
+        return 128 + signal.Signals[stopped].value
     return 0

@@ -669,7 +669,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  exact W1 to data   {summary['metrics/w1']:.4f}  (floor, data vs data: "
                      f"{summary['metrics/w1_floor']:.4f})")
     if "critic/gap" in summary:
-        lines.append(f"  critic gap         {summary['critic/gap']:.4f}  (the critic's W1 estimate, last tick)")
+        objective = get_objective(get_variant(summary["variant"]).objective)
+        meaning = ("the critic's W1 estimate, last tick" if objective.wasserstein_gap
+                   else f"mean score gap; not a W1 estimate under the {objective.name} objective")
+        lines.append(f"  critic gap         {summary['critic/gap']:.4f}  ({meaning})")
     if summary.get("run_dir"):
         lines.append(f"  run directory      {summary['run_dir']}")
     return "\n".join(lines)
