@@ -108,6 +108,27 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "common": {"z_dim": 2, "g_width": 512, "g_depth": 3, "c_width": 512, "c_depth": 3, "batch_size": 256},
         "wgan-gp": {"gp_weight": 0.1},
     },
+    # The VEEGAN / PacGAN toy protocol (Srivastava et al. 2017, sec. 5.1; Lin et al. 2018): ring8 (radius 2,
+    # std 0.02) and grid25 (spacing 2, std 0.05) are the data defaults; 2,500 generated samples are scored.
+    # Nets as "toy". Used by `wgan compare` on toy data (docs/compare.md).
+    "veegan": {
+        "common": {"z_dim": 2, "g_width": 128, "g_depth": 2, "c_width": 128, "c_depth": 2, "batch_size": 256,
+                   "eval_samples": 2500},
+        "wgan-gp": {"gp_weight": 0.1},
+    },
+    # The WGAN-GP paper's MNIST model (gan_mnist.py): conv critic 64-128-256 (5x5, stride 2, LeakyReLU,
+    # no normalisation), generator 4x4x256 -> 28x28, z 128, batch 50, lambda 10, n_critic 5, 200k steps.
+    # Our generator keeps BatchNorm (the paper's has none for WGAN-GP) and ends in tanh for [-1, 1] data.
+    "wgan-gp-mnist": {
+        "common": {"arch": "conv", "z_dim": 128, "g_width": 64, "c_width": 64, "critic_norm": "none",
+                   "batch_size": 50, "steps": 200000, "tick_every_steps": 1000},
+    },
+    # The same layout at half the width (a quarter of the arithmetic), sized for 2 CPU cores: see the
+    # README for an hour of it (docs/mnist_hour.md). 1000 evaluation samples keep a tick to seconds.
+    "mnist": {
+        "common": {"arch": "conv", "z_dim": 128, "g_width": 32, "c_width": 32, "critic_norm": "none",
+                   "batch_size": 50, "steps": 4000, "tick_every_steps": 250, "eval_samples": 1000},
+    },
 }
 
 
@@ -282,6 +303,9 @@ def validate(c: TrainConfig) -> None:
            f"--clip-value must be set for --variant {c.variant} (weight clipping), got None")
     _check(method != "gp" or c.gp_weight is not None,
            f"--gp-weight must be set for --variant {c.variant} (gradient penalty), got None")
+    _check(method != "gp" or c.critic_norm != "batch",
+           f"--critic-norm batch cannot be used with --variant {c.variant}: the gradient penalty is per sample "
+           f"and BatchNorm mixes the samples of a batch; use --critic-norm layer or none")
     for name in ("z_dim", "g_width", "c_width", "steps", "batch_size", "tick_every_steps", "penalty_every"):
         v = getattr(c, name)
         _check(v >= 1, f"--{name.replace('_', '-')} must be >= 1, got {v}")

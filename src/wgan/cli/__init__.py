@@ -13,7 +13,13 @@ import sys
 # command name -> module under wgan.cli with add_parser(subparsers) and run(args) -> int
 COMMANDS = {
     "train": "train",
+    "report": "report",
     "evaluate": "evaluate",
+    "distance": "distance",
+    "duality": "duality",
+    "compare": "compare",
+    "export": "export",
+    "sample": "sample",
 }
 
 
@@ -63,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.command:
             parser.print_help()
             return 2
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        _leave_process_group(wait=True)  # the normal end: every rank gets here
+        return code
     except user_errors() as e:
         if debug:
             raise
@@ -80,18 +88,18 @@ def main(argv: list[str] | None = None) -> int:
         print("wgan: interrupted", file=sys.stderr)
         return 130
     finally:
-        _leave_process_group()
+        _leave_process_group(wait=False)  # after an error another rank may never arrive; no-op if left
 
 
 def _one_line(msg: str) -> str:
     return " ".join(msg.split()) or "unknown error"
 
 
-def _leave_process_group() -> None:
+def _leave_process_group(wait: bool) -> None:
     """Destroy torchrun's process group if this run created one (no torch import otherwise)."""
     distributed = sys.modules.get("wgan.training.distributed")
     if distributed is not None:
-        distributed.shutdown()
+        distributed.shutdown(wait=wait)
 
 
 def subparser(sub, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:

@@ -95,10 +95,29 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as e:  # not a usage error: exit status 1, the message on stderr
         if comm.is_main:
             print(f"wgan: error: {e}", file=sys.stderr)
+            if _write_report(trainer) is not None:  # the ticks before the divergence, and the diagnosis
+                print(f"wgan: report of the ticks before the divergence: {trainer.run_dir / 'report.html'}",
+                      file=sys.stderr)
         return 1
     if comm.is_main:
-        print(format_summary(summary))
+        _write_report(trainer)  # first, so the summary can name it and end with the health verdict
+        print(format_summary(summary, trainer.history, trainer.config))
     stopped = summary.get("stopped_by")
     if stopped in ("SIGINT", "SIGTERM"):  # stopped early with a checkpoint: the shell's 128 + signal number
         return 128 + signal.Signals[stopped].value
     return 0
+
+
+def _write_report(trainer):
+    """RUN_DIR/report.html after a run (its path, or None); a failure to draw it is a warning only."""
+    if trainer.run_dir is None or not (trainer.run_dir / "metrics.jsonl").is_file():
+        return None
+    from wgan.report import write_report
+
+    try:
+        path = write_report(trainer.run_dir)
+    except Exception as e:  # noqa: BLE001 - the run itself succeeded; say why the page is missing
+        print(f"wgan: warning: report.html not written ({type(e).__name__}: {e}); "
+              f"retry with: wgan report {trainer.run_dir}", file=sys.stderr)
+        return None
+    return path

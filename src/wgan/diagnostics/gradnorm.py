@@ -43,15 +43,18 @@ class GradNormVerdict:
             clipping and spectral norm bound the constant rather than pin the norm to 1, and the
             vanilla GAN has no constraint at all).
         mean: the mean gradient norm judged.
-        advice: one sentence: what the number means and what to change.
+        meaning: what the number says about the critic.
+        remedy: what to change (empty when nothing needs changing).
     """
 
     level: str
     mean: float
-    advice: str
+    meaning: str
+    remedy: str = ""
 
     def __str__(self) -> str:
-        return f"gradient norm at interpolates {self.mean:.3f} ({self.level}): {self.advice}"
+        text = f"gradient norm at interpolates {self.mean:.3f} ({self.level}): {self.meaning}"
+        return text + (f"; {self.remedy}" if self.remedy else "")
 
 
 def grad_norm_verdict(mean: float, method: str = "gp") -> GradNormVerdict:
@@ -77,11 +80,11 @@ def grad_norm_verdict(mean: float, method: str = "gp") -> GradNormVerdict:
     mean = float(mean)
     if method == "clip":
         return GradNormVerdict("n/a", mean, "weight clipping bounds the Lipschitz constant by an unknown K "
-                               "rather than pinning the norm to 1; the critic estimates K x W1, so read the "
-                               "shape of its curve, not its value (or use --variant wgan-gp)")
+                               "rather than pinning the norm to 1; the critic estimates about K x W1, so read "
+                               "the shape of its curve, not its value", "use --variant wgan-gp for a 1-Lipschitz critic")
     if method == "sn":
         return GradNormVerdict("n/a", mean, "spectral norm makes each layer 1-Lipschitz, a bound that is "
-                               "usually loose: norms below 1 are expected and the estimate is a lower bound")
+                               "usually loose: norms below 1 are expected and the gap is a lower bound")
     if method == "none":
         return GradNormVerdict("n/a", mean, "no Lipschitz constraint (vanilla GAN): the scores are logits "
                                "and their gap is no distance estimate")
@@ -89,14 +92,15 @@ def grad_norm_verdict(mean: float, method: str = "gp") -> GradNormVerdict:
     if dev < EXCELLENT:
         return GradNormVerdict("excellent", mean, "gradient norms close to 1: the critic is close to "
                                "1-Lipschitz where it matters")
-    if mean > 1.0:
-        level = "acceptable" if dev < ACCEPTABLE else "poor"
-        return GradNormVerdict(level, mean, "norms above 1: the critic is steeper than 1-Lipschitz and its "
-                               "gap overestimates W1; increase --gp-weight (the penalty is too weak)")
     level = "acceptable" if dev < ACCEPTABLE else "poor"
-    return GradNormVerdict(level, mean, "norms below 1: the critic does not use its Lipschitz budget and "
-                           "its gap underestimates W1; give it more capacity or steps (--c-width, --n-critic, "
-                           "--lr-c), or lower --gp-weight if the penalty dominates the loss")
+    if mean > 1.0:
+        return GradNormVerdict(level, mean, "norms above 1: the critic is steeper than 1-Lipschitz and its gap "
+                               "overestimates W1 (by about this factor)",
+                               "increase --gp-weight: the penalty is too weak")
+    return GradNormVerdict(level, mean, "norms below 1: the critic does not use its Lipschitz budget and its "
+                           "gap underestimates W1",
+                           "give the critic more capacity or steps (--c-width, --n-critic, --lr-c), or lower "
+                           "--gp-weight if the penalty dominates the critic's loss")
 
 
 def grad_norm_histogram(norms: torch.Tensor) -> torch.Tensor:
@@ -131,13 +135,20 @@ def grad_norm_stats(critic: nn.Module, x_hat: torch.Tensor) -> dict[str, torch.T
         (5.0, 0.0)
     """
     grad = input_gradient(critic, x_hat.detach(), create_graph=False, fast=False)
-    norms = gradient_norms(grad.detach()).to(torch.float64)
+    return grad_norm_summary(gradient_norms(grad.detach()))
+
+
+def grad_norm_summary(norms: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean, std (population), min, median (interpolated, as ``numpy.median``), max and histogram
+    of per-sample norms (N,), as on-device tensors in float64, plus ``norms`` itself."""
+    norms = norms.detach().to(torch.float64)
     return {
         "norms": norms,
         "mean": norms.mean(),
-        "std": norms.std(unbiased=False) if len(norms) > 1 else torch.zeros((), dtype=norms.dtype),
+        "std": norms.std(unbiased=False) if len(norms) > 1 else torch.zeros((), dtype=norms.dtype,
+                                                                             device=norms.device),
         "min": norms.min(),
-        "median": torch.quantile(norms, 0.5),  # interpolated, as numpy.median
+        "median": torch.quantile(norms, 0.5),
         "max": norms.max(),
         "hist": grad_norm_histogram(norms),
     }

@@ -146,7 +146,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 10
 
 
 def train_classifier(x: torch.Tensor, labels: torch.Tensor, x_test: torch.Tensor | None = None,
-                     labels_test: torch.Tensor | None = None, epochs: int = 3, batch_size: int = 128,
+                     labels_test: torch.Tensor | None = None, epochs: int = 2, batch_size: int = 128,
                      lr: float = 2e-3, seed: int = 0, max_train: int | None = 60000,
                      name: str = "", verbose: bool = False) -> TrainedClassifier:
     """Train a :class:`FeatureClassifier` deterministically (seeded, one thread).
@@ -203,7 +203,7 @@ def train_classifier(x: torch.Tensor, labels: torch.Tensor, x_test: torch.Tensor
                 opt.step()
                 sched.step()
             if verbose:
-                print(f"  classifier epoch {epoch + 1}/{epochs}: loss {float(loss):.4f}", flush=True)
+                print(f"  classifier epoch {epoch + 1}/{epochs}: loss {float(loss.detach()):.4f}", flush=True)
         model.eval()
         if x_test is not None and labels_test is not None and len(x_test):
             lt = labels_test.detach().cpu()

@@ -53,7 +53,7 @@ def save_image_grid(path: str | Path, x: torch.Tensor | np.ndarray, nrow: int | 
         x: (N, C, H, W), C 1 or 3, values in [-1, 1].
         nrow: images per row (default: a square grid).
         padding: pixels between images.
-        scale: integer nearest-neighbour upscaling; ``None`` = enough to make the grid about 400 px wide.
+        scale: integer nearest-neighbour upscaling; ``None`` = about 480 px wide (2x for 8 x 8 MNIST digits).
 
     Returns:
         The path written.
@@ -62,7 +62,7 @@ def save_image_grid(path: str | Path, x: torch.Tensor | np.ndarray, nrow: int | 
 
     grid = make_grid(x, nrow, padding)
     if scale is None:
-        scale = max(1, min(4, 400 // grid.shape[1]))
+        scale = max(1, min(4, round(480 / grid.shape[1])))
     img = Image.fromarray(grid)  # "L" for (H, W), "RGB" for (H, W, 3) uint8
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)

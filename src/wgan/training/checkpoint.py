@@ -92,7 +92,8 @@ def software_versions() -> dict[str, str]:
 
     from wgan import __version__
 
-    return {"wgan": __version__, "torch": torch.__version__, "numpy": np.__version__,
+    # str(): torch.__version__ is a TorchVersion, a class the safe loader would refuse
+    return {"wgan": str(__version__), "torch": str(torch.__version__), "numpy": str(np.__version__),
             "python": platform.python_version()}
 
 

@@ -99,8 +99,14 @@ class Comm:
             atol: the largest absolute difference accepted; 0 = bit-identical.
         """
 
-    def close(self) -> None:
-        """Leave the process group (nothing to do for world size 1)."""
+    def close(self, wait: bool = True) -> None:
+        """Leave the process group (nothing to do for world size 1).
+
+        Args:
+            wait: first wait for every rank (the normal end: a rank tearing its connections down
+                while another still uses them aborts it); ``False`` after an error, when another
+                rank may never arrive.
+        """
 
 
 class TorchComm(Comm):
@@ -247,9 +253,11 @@ class TorchComm(Comm):
                 f"have diverged (a gradient not all-reduced, or rank-0-only code running the {name} in "
                 "training mode, which advances spectral-norm vectors)")
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         global _ACTIVE
         if self._dist.is_initialized():
+            if wait:
+                self._dist.barrier()
             self._dist.destroy_process_group()
         if _ACTIVE is self:
             _ACTIVE = None
@@ -298,7 +306,11 @@ def get_comm(device: str = "auto") -> Comm:
     return _ACTIVE
 
 
-def shutdown() -> None:
-    """Destroy the process group that :func:`get_comm` created, if any (at program exit)."""
+def shutdown(wait: bool = True) -> None:
+    """Destroy the process group that :func:`get_comm` created, if any (at program exit).
+
+    Args:
+        wait: wait for every rank first; ``False`` when leaving on an error.
+    """
     if _ACTIVE is not None:
-        _ACTIVE.close()
+        _ACTIVE.close(wait=wait)

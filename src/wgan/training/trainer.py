@@ -172,10 +172,15 @@ class Trainer:
     def _optimizer(self, module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         c = self.config
         params = [p for p in module.parameters() if p.requires_grad]
+        # One fused kernel per parameter instead of ~10 small ops (3x faster on small nets; the same
+        # update up to rounding); the multi-tensor path where a device has no fused kernel.
         if c.optimizer == "adam":
-            return torch.optim.Adam(params, lr=lr, betas=(c.beta1 if c.beta1 is not None else 0.5,
-                                                          c.beta2 if c.beta2 is not None else 0.999))
-        return torch.optim.RMSprop(params, lr=lr)
+            betas = (c.beta1 if c.beta1 is not None else 0.5, c.beta2 if c.beta2 is not None else 0.999)
+            try:
+                return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+            except (RuntimeError, ValueError):
+                return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+        return torch.optim.RMSprop(params, lr=lr, foreach=True)
 
     @property
     def sample_generator(self) -> torch.nn.Module:
@@ -314,6 +319,8 @@ class Trainer:
             raise ckpt.CheckpointError(f"{str(latest)!r} does not match the run's own configuration: "
                                        f"{detail}") from None
         trainer.resume_changes = tuple(f"{k.replace('_', '-')} {saved[k]!r} -> {merged[k]!r}" for k in changed)
+        if any(k in ("data", "data_scale", "data_std", "classes", "image_size", "channels") for k in changed):
+            trainer.w1_floor = None  # the saved floor belongs to the old data; train() measures it again
         trainer._last_ckpt_step = trainer.step
         if trainer.comm.is_main:  # rank 0 alone reads (and trims) the log it alone writes
             trainer.history = _read_history(run_dir / "metrics.jsonl", trainer.step)
@@ -436,6 +443,10 @@ class Trainer:
             if self.run_dir is not None:
                 with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
                     f.write(json.dumps(record) + "\n")
+                if self.config.tensorboard:
+                    from wgan.diagnostics.tb import log_record
+
+                    log_record(self.run_dir, record)
                 self._write_samples()
                 state = self.state_dict()
                 state["rng"]["loop_ranks"] = loop_states
@@ -466,14 +477,16 @@ class Trainer:
         first_bad = first_bad or {}
         span = f"between steps {self._tick_step0 + 1} and {self.step}"
         if bad:
+            order = list(first_bad)  # the order the step functions report terms: losses first
+            bad = sorted(bad, key=lambda k: order.index(k) if k in order else len(order))
             steps = [first_bad[k] for k in bad if k in first_bad]
             at = min(steps) if steps else None
             terms = [k for k in bad if first_bad.get(k) == at] if at is not None else bad
-            later = [k for k in bad if k not in terms]
             msg = (f"training diverged at step {at}: " if at is not None else f"training diverged {span}: ")
-            msg += ", ".join(f"{k} became {_nonfinite_kind(record[k])}" for k in terms)
-            if later:
-                msg += f" (then {', '.join(later)})"
+            msg += f"{terms[0]} became {_nonfinite_kind(record[terms[0]])}"
+            others = terms[1:] + [f"{k} later" for k in bad if k not in terms]
+            if others:
+                msg += f" (so did {', '.join(others)})"
         else:
             at = self.step
             shown = ", ".join(bad_params[:3]) + (", ..." if len(bad_params) > 3 else "")
@@ -657,8 +670,13 @@ def _read_history(path: Path, up_to_step: int) -> list[dict[str, Any]]:
     return out
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """The end-of-run summary as a few human lines."""
+def format_summary(summary: dict[str, Any], history: list[dict[str, Any]] | None = None,
+                   config: Any = None) -> str:
+    """The end-of-run summary as a few human lines, then the health verdict.
+
+    The verdict (:func:`wgan.diagnostics.health.health_verdict`) is read from ``history`` (the
+    trainer's tick records) or, when ``None``, from ``summary['run_dir']/metrics.jsonl``.
+    """
     lines = [f"wgan: {summary['variant']} on {summary['data']}, {summary['step']} generator steps"]
     if "metrics/modes" in summary:
         lines.append(f"  modes captured     {summary['metrics/modes']} of {summary['metrics/modes_total']}"
@@ -675,4 +693,18 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  critic gap         {summary['critic/gap']:.4f}  ({meaning})")
     if summary.get("run_dir"):
         lines.append(f"  run directory      {summary['run_dir']}")
+        if (Path(summary["run_dir"]) / "report.html").is_file():
+            lines.append(f"  report             {Path(summary['run_dir']) / 'report.html'}")
+    lines += _verdict_lines(summary, history, config)
     return "\n".join(lines)
+
+
+def _verdict_lines(summary: dict[str, Any], history, config) -> list[str]:
+    from wgan.diagnostics.health import health_verdict, read_history
+
+    if history is None and summary.get("run_dir") and (Path(summary["run_dir"]) / "metrics.jsonl").is_file():
+        history = read_history(summary["run_dir"])
+    if not history:
+        return []
+    return health_verdict(history, config if config is not None else {"variant": summary.get("variant")}
+                          ).text(indent="  ").splitlines()

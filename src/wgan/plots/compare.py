@@ -1,0 +1,130 @@
+"""The comparison figure: every variant's samples side by side, above its W-estimate curves."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def _finite(values) -> np.ndarray:
+    return np.array([v if isinstance(v, (int, float)) and v is not None else np.nan for v in values], dtype=float)
+
+
+def compare_png(panels: Sequence[dict[str, Any]], x_real=None, centers=None, title: str = "",
+                w1_floor: float | None = None) -> bytes:
+    """One column per variant: final samples on top, W-estimate curves below.
+
+    Args:
+        panels: per variant ``{"variant", "samples" (toy (n, 2) or images (N, C, H, W), or None),
+            "seed", "curves": [{"seed", "ok", "steps", "gap", "w1"}], "errors": [str]}``.
+        x_real: (n, 2) data samples drawn in grey behind toy samples.
+        centers: (K, 2) mode centres (crosses).
+        title: the figure title.
+        w1_floor: the exact W1 of a perfect generator (dotted line).
+
+    Returns:
+        PNG bytes.
+
+    The lower panels show the exact W1 between generated and data samples on the left axis (one
+    scale for every variant, so they compare) and the critic's gap
+    :math:`E[f(x_{real})] - E[f(x_{fake})]` on the right axis (each variant's own scale: clipping's
+    critic is K-Lipschitz with a small K, and the vanilla GAN's and SNGAN's gaps are logit and
+    hinge margins, not distances). One line per seed.
+    """
+    from wgan.plots.figures import fig_to_png
+    from wgan.plots.figures import _plt as plt_agg
+
+    plt = plt_agg()
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(2, n, figsize=(3.3 * n, 6.6), squeeze=False,
+                             gridspec_kw={"height_ratios": [1.15, 1.0]})
+    lim = None
+    if x_real is not None and len(x_real):
+        lo, hi = np.min(x_real, 0), np.max(x_real, 0)
+        pad = 0.25 * float(np.max(hi - lo))
+        lim = (lo - pad, hi + pad)
+    w1_max = 0.0
+    for p in panels:
+        for c in p["curves"]:
+            w = _finite(c["w1"])
+            if np.isfinite(w).any():
+                w1_max = max(w1_max, float(np.nanmax(w)))
+    for i, p in enumerate(panels):
+        ax = axes[0, i]
+        samples = p.get("samples")
+        if samples is None:
+            ax.axis("off")
+            msg = "no samples" + ("\n\n" + "\n".join(_wrap(e) for e in p.get("errors", [])) if p.get("errors") else "")
+            ax.text(0.5, 0.5, msg, ha="center", va="center", fontsize=7, color="tab:red", transform=ax.transAxes,
+                    wrap=True)
+        elif np.asarray(samples).ndim == 4:
+            from wgan.plots.grid import make_grid
+
+            grid = make_grid(np.asarray(samples)[:64])
+            ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:
+            s = np.asarray(samples)
+            if x_real is not None:
+                ax.scatter(x_real[:, 0], x_real[:, 1], s=1, c="0.75", rasterized=True)
+            ax.scatter(s[:, 0], s[:, 1], s=1, c="tab:orange", alpha=0.6, rasterized=True)
+            if centers is not None:
+                ax.scatter(centers[:, 0], centers[:, 1], marker="x", c="k", s=12, linewidths=0.8)
+            if lim is not None:
+                ax.set_xlim(lim[0][0], lim[1][0])
+                ax.set_ylim(lim[0][1], lim[1][1])
+                outside = int(np.sum(np.any((s < lim[0]) | (s > lim[1]), axis=1)))
+                if outside:
+                    ax.text(0.02, 0.02, f"{outside} samples outside the view", fontsize=6,
+                            transform=ax.transAxes, color="0.3")
+            ax.set_aspect("equal")
+            ax.tick_params(labelsize=6)
+        seed = f" (seed {p['seed']})" if p.get("seed") is not None else ""
+        ax.set_title(f"{p['variant']}{seed}", fontsize=9)
+
+        ax = axes[1, i]
+        ax2 = ax.twinx()
+        any_w1 = False
+        for c in p["curves"]:
+            steps = _finite(c["steps"])
+            if not len(steps):
+                continue
+            w1, gap = _finite(c["w1"]), _finite(c["gap"])
+            style = "-" if c.get("ok", True) else ":"
+            if np.isfinite(w1).any():
+                any_w1 = True
+                ax.plot(steps, w1, style, color="k", lw=1, alpha=0.8)
+            ax2.plot(steps, gap, style, color="tab:blue", lw=1, alpha=0.8)
+        if w1_floor is not None and any_w1:
+            ax.axhline(w1_floor, color="k", ls=":", lw=0.8)
+        if any_w1 and w1_max > 0:
+            ax.set_ylim(0, 1.05 * w1_max)
+        ax.set_xlabel("generator step", fontsize=7)
+        if i == 0:
+            ax.set_ylabel("exact W1 (black)", fontsize=7)
+        ax2.set_ylabel("critic gap (blue)", fontsize=7, color="tab:blue")
+        ax.tick_params(labelsize=6)
+        ax2.tick_params(labelsize=6, colors="tab:blue")
+        if p.get("errors"):
+            ax.text(0.02, 0.98, f"{len(p['errors'])} failed run(s): dotted", fontsize=6, va="top",
+                    transform=ax.transAxes, color="tab:red")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig_to_png(fig, dpi=100)
+
+
+def _wrap(text: str, width: int = 38) -> str:
+    words, lines, line = text.split(), [], ""
+    for w in words:
+        if len(line) + len(w) + 1 > width and line:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    if line:
+        lines.append(line)
+    return "\n".join(lines[:8]) + ("\n..." if len(lines) > 8 else "")
+
