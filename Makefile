@@ -17,6 +17,9 @@ demo: $(STAMP)
 	$(BIN)/wgan train
 
 test: $(STAMP)
+	@# headless Chromium opens report.html in tests/test_report.py (Debian package; no network at test time)
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  || echo "make: could not install chromium; tests/test_report.py will say so"
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)

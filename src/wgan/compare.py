@@ -51,6 +51,9 @@ DEFAULT_SECONDS = 60.0
 #: Evaluations (ticks) per run: the points of the W-estimate curves and of their correlation with W1.
 DEFAULT_TICKS = 10
 
+#: With a time budget: steps of the first chunk, which measures the speed (plus one early evaluation).
+CALIBRATION_STEPS = 20
+
 _TOY_COLUMNS = (  # (key in the run summary, column title, format)
     ("metrics/modes", "modes", "{:.1f}"),
     ("metrics/high_quality_pct", "% high quality", "{:.1f}"),
@@ -294,26 +297,31 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
-def _train_for_seconds(trainer, seconds: float, ticks: int, guess_ms: float) -> None:
-    """Train until ``seconds`` of training-step time, evaluating ``ticks`` times at even time marks.
+def _train_for_seconds(trainer, seconds: float, ticks: int) -> None:
+    """Train until ``seconds`` of training-step time, evaluating at even time marks.
 
-    Each chunk ends in a tick (``train(steps=...)`` ticks at its last step); its length in steps comes
-    from the speed measured so far, so the marks land close to ``k * seconds / ticks``.
+    A first chunk of :data:`CALIBRATION_STEPS` steps (ending in an evaluation: the curves' first
+    point) measures the speed; then each chunk ends in a tick (``train(steps=...)`` ticks at its last
+    step) and its length comes from the speed measured so far, so the ticks land close to
+    ``k * seconds / ticks``. Only the training steps count (``time/step_ms`` of the ticks).
     """
-    spent, ms = 0.0, guess_ms
-    for k in range(1, ticks + 1):
-        target = seconds * k / ticks
-        n = max(1, int(round((target - spent) * 1000 / max(ms, 1e-3))))
+    spent, ms = 0.0, None
+    marks = [None] + [seconds * k / ticks for k in range(1, ticks + 1)]
+    for target in marks:
+        if target is None:
+            n = CALIBRATION_STEPS
+        else:
+            if spent >= target:
+                continue
+            n = max(1, int(round((target - spent) * 1000 / max(ms, 1e-3))))
         start = trainer.step
         trainer.train(steps=start + n)
-        if trainer.step == start:  # stopped by a signal
+        if trainer.step == start or trainer._stop_signal is not None:  # stopped by a signal
             return
         rec = trainer.history[-1] if trainer.history else {}
-        chunk_ms = float(rec.get("time/step_ms", ms))
+        chunk_ms = float(rec.get("time/step_ms", ms or 1.0))
         spent += chunk_ms * (trainer.step - start) / 1000
         ms = chunk_ms
-        if trainer._stop_signal is not None:
-            return
 
 
 def _train_seconds(history: list[dict[str, Any]]) -> tuple[float, int]:
@@ -329,7 +337,7 @@ def _train_seconds(history: list[dict[str, Any]]) -> tuple[float, int]:
 
 
 def run_one(variant: str, seed: int, data: str, budget: dict[str, Any], overrides: dict[str, Any] | None = None,
-            run_dir: Path | None = None, guess_ms: float | None = None) -> tuple[RunResult, Any]:
+            run_dir: Path | None = None) -> tuple[RunResult, Any]:
     """Train one (variant, seed) under the budget; never raises for a failing run.
 
     Returns:
@@ -356,8 +364,7 @@ def run_one(variant: str, seed: int, data: str, budget: dict[str, Any], override
         if budget.get("steps"):
             trainer.train()
         else:
-            guess = guess_ms if guess_ms else 1.0 * config.n_critic
-            _train_for_seconds(trainer, float(budget["seconds"]), ticks, guess)
+            _train_for_seconds(trainer, float(budget["seconds"]), ticks)
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, the comparison goes on
         result.ok = False
         result.error = _one_line(e)
@@ -452,7 +459,6 @@ def compare(data: str = "ring8", variants=DEFAULT_VARIANTS, seeds: int | list[in
     runs: list[RunResult] = []
     setup: dict[str, dict[str, Any]] = {}
     total = len(variants) * len(seed_list)
-    speed: dict[str, float] = {}
     t_start = time.perf_counter()
     stopped = False
     for seed in seed_list:  # seed-major: a partial comparison already holds every variant
@@ -460,12 +466,10 @@ def compare(data: str = "ring8", variants=DEFAULT_VARIANTS, seeds: int | list[in
             break
         for variant in variants:
             run_dir = out_path / "runs" / f"{variant}-s{seed}" if out_path is not None else None
-            result, config = run_one(variant, seed, data, budget, overrides, run_dir, speed.get(variant))
+            result, config = run_one(variant, seed, data, budget, overrides, run_dir)
             runs.append(result)
             if config is not None and variant not in setup:
                 setup[variant] = config.to_dict()
-            if result.ok and math.isfinite(result.step_ms):
-                speed[variant] = result.step_ms
             if log is not None:
                 log(f"[{len(runs)}/{total}] {_run_line(result)}  ({time.perf_counter() - t_start:.0f} s elapsed)")
             if result.stopped_by:

@@ -69,6 +69,7 @@ class LoadedGenerator:
 
     @property
     def device(self) -> torch.device:
+        """Where the generator's weights are."""
         return next(self.generator.parameters()).device
 
     @torch.no_grad()

@@ -172,3 +172,20 @@ class ConvCritic(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)  # (N, 1) -> (N,)
+
+    def has_input_gradient(self) -> bool:
+        """True when :meth:`input_gradient` applies (``norm="none"``, no parametrisation); see
+        :func:`wgan.nets.fastgrad.supports`."""
+        from wgan.nets import fastgrad
+
+        return fastgrad.supports(self.net)
+
+    def input_gradient(self, x: torch.Tensor) -> torch.Tensor:
+        r"""The input gradient written out (masks times transposed convolutions), a first-order graph:
+        :math:`\nabla_x f = W_1^T D_1 \cdots D_{L-1} W_L^T`; see :mod:`wgan.nets.fastgrad`.
+
+        Shape: x (N, C, H, W) -> (N, C, H, W).
+        """
+        from wgan.nets import fastgrad
+
+        return fastgrad.input_gradient(self.net, x, check=False)

@@ -67,9 +67,9 @@ def compare_png(panels: Sequence[dict[str, Any]], x_real=None, centers=None, tit
             ax.set_yticks([])
         else:
             s = np.asarray(samples)
-            if x_real is not None:
-                ax.scatter(x_real[:, 0], x_real[:, 1], s=1, c="0.75", rasterized=True)
             ax.scatter(s[:, 0], s[:, 1], s=1, c="tab:orange", alpha=0.6, rasterized=True)
+            if x_real is not None:  # on top: narrow toy modes are small dark spots
+                ax.scatter(x_real[:, 0], x_real[:, 1], s=0.3, c="0.3", rasterized=True)
             if centers is not None:
                 ax.scatter(centers[:, 0], centers[:, 1], marker="x", c="k", s=12, linewidths=0.8)
             if lim is not None:

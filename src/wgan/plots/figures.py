@@ -30,6 +30,16 @@ def fig_to_png(fig, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
+def _plain_log_ticks(axis) -> None:
+    """Ticks of a log axis at 1-2-5 values written plainly (0.2, 0.5, 1, 2) instead of 2 x 10^-1."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    values = [m * 10.0 ** e for e in range(-4, 4) for m in (1, 2, 5)]
+    axis.set_major_locator(FixedLocator(values))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def critic_contour_png(grid_x: np.ndarray, grid_y: np.ndarray, values: np.ndarray, x_real=None, x_fake=None,
                        centers=None, title: str = "") -> bytes:
     """Filled contours of the critic's value over a 2-D grid, with data and generated samples on top
@@ -147,6 +157,7 @@ def penalty_png(steps, penalty=None, grad_norm_mean=None, grad_norm_min=None, gr
     ax2.axhspan(1.1, 1.3, color="gold", alpha=0.15)
     ax2.axhline(1.0, c="tab:green", lw=1)
     ax2.set_yscale("log")
+    _plain_log_ticks(ax2.yaxis)
     ax2.set_xlabel("generator step")
     ax2.set_title("gradient norms and Lipschitz constant", fontsize=10)
     ax2.grid(alpha=0.3, which="both")
@@ -191,6 +202,7 @@ def grad_norm_hist_png(edges: Sequence[float], counts_last: Sequence[int], count
     if len(nz):
         lo, hi = edges[max(nz.min() - 2, 0)], edges[min(nz.max() + 3, len(edges) - 1)]
         ax.set_xlim(min(lo, 0.5), max(hi, 2.0))
+    _plain_log_ticks(ax.xaxis)
     ax.set_xlabel("gradient norm of the critic at interpolates (all non-batch axes)")
     ax.set_ylabel("fraction of samples")
     ax.set_title("gradient-norm histogram", fontsize=10)
