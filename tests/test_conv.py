@@ -101,8 +101,9 @@ def test_build_nets_for_image_data_and_the_vanilla_gan_with_batchnorm():
                    "g_width": 8})
     _, f = build_nets(cfg, D())
     assert any(isinstance(m, nn.BatchNorm2d) for m in f.modules())
-    with pytest.raises(ConfigError):
-        build_nets(resolve({"arch": "conv", "data": "npy:x.npy", "image_size": None}), type("E", (), {"shape": (1, 30, 30)})())
+    odd = type("Odd", (), {"shape": (1, 30, 30)})()
+    with pytest.raises(ConfigError, match="28, 32 and 64"):
+        build_nets(resolve({"arch": "conv", "data": "npy:x.npy"}), odd)
 
 
 def test_unsupported_sizes_are_config_errors():

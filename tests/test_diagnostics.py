@@ -308,9 +308,17 @@ def test_mode_collapse_needs_a_near_zero_estimate_and_poor_samples():
     assert _check(health_verdict(_hist(to_zero, **good)), "no_mode_collapse").status == "pass"
     c = _check(health_verdict(_hist(to_zero, **collapsed)), "no_mode_collapse")
     assert c.status == "fail" and "mode collapse" in c.cause
+    blurred = dict(good, **{"metrics/high_quality_pct": 20.0, "metrics/w1": 0.15})  # every mode, just blurry
+    assert _check(health_verdict(_hist(to_zero, **blurred)), "no_mode_collapse").status == "pass"
+    far = dict(good, **{"metrics/w1": 0.5})  # every mode touched, but far from the data: 17x the floor
+    assert _check(health_verdict(_hist(to_zero, **far)), "no_mode_collapse").status == "fail"
     # poor samples with a clearly non-zero estimate are not this diagnosis (the critic still sees them)
     assert _check(health_verdict(_hist(HEALTHY + 1.0, **collapsed)), "no_mode_collapse").status == "pass"
     assert _check(health_verdict(_hist(to_zero)), "no_mode_collapse").status == "n/a"
+    images = {"metrics/classes_covered": 3, "metrics/classes_total": 10}  # images: classes found by the classifier
+    assert _check(health_verdict(_hist(to_zero, **images)), "no_mode_collapse").status == "fail"
+    images["metrics/classes_covered"] = 10
+    assert _check(health_verdict(_hist(to_zero, **images)), "no_mode_collapse").status == "pass"
 
 
 def test_grad_norm_check_passes_near_one_and_warns_far_from_it():
@@ -323,7 +331,8 @@ def test_grad_norm_check_passes_near_one_and_warns_far_from_it():
 
 def test_short_runs_and_other_objectives_are_not_judged():
     v = health_verdict(_hist([1.0, 0.5]))
-    assert _check(v, "w_decreasing").status == "n/a" and v.healthy
+    assert _check(v, "w_decreasing").status == "n/a" and v.healthy and v.status == "too early to judge"
+    assert health_verdict(_hist([1.0, float("inf")])).status == "unhealthy"  # an explosion is never early
     v = health_verdict(_hist(0.3 + 0.1 * T), {"variant": "gan"})  # a rising logit gap is no W estimate
     assert _check(v, "w_decreasing").status == "n/a"
     assert health_verdict([]).status == "unknown"

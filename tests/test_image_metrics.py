@@ -82,10 +82,10 @@ def test_kid_equals_the_population_mmd_of_two_gaussians():
     mu = 0.5
     expected = 3 * mu**2 + 3 * mu**4 + (mu**3 + 3 * mu) ** 2
     rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((40000, 1)), mu + rng.standard_normal((40000, 1))
-    kid, _ = kernel_inception_distance(x, y, n_subsets=20, subset_size=4000)
+    x, y = rng.standard_normal((20000, 1)), mu + rng.standard_normal((20000, 1))
+    kid, _ = kernel_inception_distance(x, y, n_subsets=10, subset_size=2000)
     assert kid == pytest.approx(expected, rel=0.1)
-    same, std = kernel_inception_distance(x, rng.standard_normal((40000, 1)), n_subsets=20, subset_size=4000)
+    same, std = kernel_inception_distance(x, rng.standard_normal((20000, 1)), n_subsets=10, subset_size=2000)
     assert abs(same) < 0.05 * expected  # unbiased: near zero, either sign
 
 
@@ -123,7 +123,7 @@ def test_class_histogram_coverage_and_kl():
     assert m["classes_covered"] == 10 and m["class_kl"] == pytest.approx(0.0, abs=1e-12)
     # a class with 5 of 1000 samples (5% of its expected 100) is not covered; 10 (10%) is
     pred = torch.cat([torch.zeros(5), torch.ones(10), torch.full((985,), 2)]).long()
-    m = class_histogram_metrics(pred, torch.tensor([1, 1, 1]))
+    m = class_histogram_metrics(pred, torch.tensor([100, 100, 800]))  # expected counts 100, 100, 800
     assert m["classes_covered"] == 2 and m["classes_total"] == 3
 
 
@@ -147,55 +147,65 @@ def _bars(n, seed, size=28):
 
 
 def test_classifier_training_is_deterministic_and_learns(seed):
-    x, y = _bars(300, 0)
-    xt, yt = _bars(90, 1)
-    a = train_classifier(x, y, xt, yt, epochs=2, seed=3)
+    x, y = _bars(150, 0)
+    xt, yt = _bars(60, 1)
+    a = train_classifier(x, y, xt, yt, seed=3, min_images_seen=3000)
     torch.manual_seed(123)  # the global RNG state must not matter
-    b = train_classifier(x, y, xt, yt, epochs=2, seed=3)
+    b = train_classifier(x, y, xt, yt, seed=3, min_images_seen=3000)
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k]), k
     assert a.test_accuracy == b.test_accuracy > 0.9
     assert a.classes == [0, 1, 2]
     feats, probs = a.features_and_probs(xt)
-    assert feats.shape == (90, 128) and probs.shape == (90, 3)
-    torch.testing.assert_close(probs.sum(1), torch.ones(90))
+    assert feats.shape == (60, 128) and probs.shape == (60, 3)
+    torch.testing.assert_close(probs.sum(1), torch.ones(60))
 
 
-def _labelled_npz(tmp_path, n=300):
+def _labelled_npz(folder, n=300):
     x, y = _bars(n, 5)
     u8 = ((x[:, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
-    np.savez(tmp_path / "bars.npz", x=u8, y=y.numpy())
-    return f"npz:{tmp_path / 'bars.npz'}"
+    np.savez(folder / "bars.npz", x=u8, y=y.numpy())
+    return f"npz:{folder / 'bars.npz'}"
 
 
-def test_classifier_is_cached_by_the_data_hash(tmp_path, monkeypatch, capsys):
+@pytest.fixture(scope="module")
+def bars(tmp_path_factory):
+    """A labelled npz of bar images and its classifier, trained once into a cache shared by this module."""
+    folder = tmp_path_factory.mktemp("bars")
+    spec = _labelled_npz(folder)
+    clf = get_classifier(load_data(resolve({"data": spec})), verbose=False, cache=folder / "cache")
+    return {"spec": spec, "cache": folder / "cache", "clf": clf}
+
+
+def test_classifier_is_cached_by_the_data_hash(bars, tmp_path, monkeypatch, capsys):
     import wgan.metrics.classifier as C
 
-    monkeypatch.setenv("WGAN_CACHE", str(tmp_path / "cache"))
-    data = load_data(resolve({"data": _labelled_npz(tmp_path)}))
-    first = get_classifier(data)
-    out = capsys.readouterr().out
-    assert "test accuracy" in out and "training the metrics classifier" in out
-    assert len(list((tmp_path / "cache" / "classifiers").glob("*.pt"))) == 1
+    assert len(list((bars["cache"] / "classifiers").glob("*.pt"))) == 1
+    monkeypatch.setenv("WGAN_CACHE", str(bars["cache"]))
+
     def refuse(*a, **k):
         raise RuntimeError("retrained despite the cache")
 
     monkeypatch.setattr(C, "train_classifier", refuse)
-    second = get_classifier(data)
-    assert "cached" in capsys.readouterr().out
-    for k, v in first.model.state_dict().items():
-        assert torch.equal(v, second.model.state_dict()[k])
-    assert second.test_accuracy == first.test_accuracy
-    other = load_data(resolve({"data": _labelled_npz(tmp_path), "classes": "0,1"}))
+    data = load_data(resolve({"data": _labelled_npz(tmp_path)}))  # the same images, written elsewhere
+    again = get_classifier(data)
+    out = capsys.readouterr().err
+    assert "cached" in out and "test accuracy" in out
+    for k, v in bars["clf"].model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k])
+    assert again.test_accuracy == bars["clf"].test_accuracy > 0.9
+    other = load_data(resolve({"data": bars["spec"], "classes": "0,1"}))
     with pytest.raises(RuntimeError, match="retrained"):  # another data set, another key
         get_classifier(other)
 
 
-def test_tick_metrics_have_every_key_and_the_sample_counts(tmp_path, monkeypatch):
+def test_tick_metrics_have_every_key_and_the_sample_counts(bars, tmp_path, monkeypatch):
+    import json
+
     from wgan.training.trainer import Trainer
 
-    monkeypatch.setenv("WGAN_CACHE", str(tmp_path / "cache"))
-    cfg = resolve({"data": _labelled_npz(tmp_path), "arch": "conv", "g_width": 8, "c_width": 8, "z_dim": 8,
+    monkeypatch.setenv("WGAN_CACHE", str(bars["cache"]))
+    cfg = resolve({"data": bars["spec"], "arch": "conv", "g_width": 8, "c_width": 8, "z_dim": 8,
                    "batch_size": 16, "steps": 2, "tick_every_steps": 2, "eval_samples": 60, "threads": 1})
     t = Trainer(cfg, run_dir=tmp_path / "run")
     t.train()
@@ -209,32 +219,30 @@ def test_tick_metrics_have_every_key_and_the_sample_counts(tmp_path, monkeypatch
     # an untrained generator is far from the data; real training images are near the test set
     assert rec["metrics/classifier_fd"] > 3 * rec["metrics/classifier_fd_floor"]
     assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step-0000002.png"]
-    import json
-
     desc = json.loads((tmp_path / "run" / "metrics_classifier.json").read_text())
     assert "not with Inception" in desc["note"] and desc["eval_samples_generated"] == 60
 
 
-def test_unlabelled_folder_uses_another_sets_classifier_and_says_so(tmp_path, monkeypatch, capsys):
+def test_unlabelled_folder_uses_another_sets_classifier_and_says_so(bars, tmp_path, monkeypatch, capsys):
     from PIL import Image
 
     from wgan.training.trainer import Trainer
 
-    monkeypatch.setenv("WGAN_CACHE", str(tmp_path / "cache"))
     common = {"arch": "conv", "g_width": 8, "c_width": 8, "z_dim": 8, "batch_size": 16, "steps": 1,
               "tick_every_steps": 1, "eval_samples": 40, "threads": 1}
     x, _ = _bars(40, 9)
     (tmp_path / "imgs").mkdir()
     for i, im in enumerate(((x[:, 0] + 1) * 127.5).round().to(torch.uint8).numpy()):
         Image.fromarray(im).save(tmp_path / "imgs" / f"{i}.png")
+    monkeypatch.setenv("WGAN_CACHE", str(tmp_path / "empty-cache"))
     bare = Trainer(resolve({"data": f"folder:{tmp_path / 'imgs'}", **common}))
     bare.train()
-    assert "metrics are off" in capsys.readouterr().out
+    assert "metrics are off" in capsys.readouterr().err
     assert "metrics/classifier_fd" not in bare.history[-1]
-    get_classifier(load_data(resolve({"data": _labelled_npz(tmp_path)})), verbose=False)
+    monkeypatch.setenv("WGAN_CACHE", str(bars["cache"]))
     t = Trainer(resolve({"data": f"folder:{tmp_path / 'imgs'}", **common}))
     t.train()
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "has no labels" in out and "classifier trained on npz:" in out
     rec = t.history[-1]
     assert math.isfinite(rec["metrics/classifier_fd"]) and "metrics/classifier_is" not in rec

@@ -170,9 +170,11 @@ class CompareResult:
             runs = self.runs_of(v)
             ok = [r for r in runs if r.ok]
             recipe = VARIANTS.get(v)
+            n_critic = self.setup.get(v, {}).get("n_critic", recipe.n_critic if recipe else None)
             row: dict[str, Any] = {
                 "variant": v,
                 "method": f"{recipe.objective} + {recipe.lipschitz}" if recipe else "?",
+                "n_critic": "" if n_critic is None else str(n_critic),
                 "runs": f"{len(ok)}/{len(runs)}",
                 "failed": [(r.seed, r.error) for r in runs if not r.ok],
                 "health": _health_cell([r for r in runs if r.verdict is not None]),
@@ -192,10 +194,11 @@ class CompareResult:
     def markdown(self) -> str:
         """The table in GitHub markdown, with the failures listed under it."""
         cols = self.columns()
-        head = ["variant", "objective + Lipschitz", "runs ok"] + [c[1] for c in cols] + ["health"]
-        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(cols) + ["---"]) + "|"]
+        head = ["variant", "objective + Lipschitz", "n_critic", "runs ok"] + [c[1] for c in cols] + ["health"]
+        lines = ["| " + " | ".join(head) + " |",
+                 "|" + "|".join(["---"] * 2 + ["---:"] * (2 + len(cols)) + ["---"]) + "|"]
         for row in self.rows():
-            cells = [row["variant"], row["method"], row["runs"]]
+            cells = [row["variant"], row["method"], row["n_critic"], row["runs"]]
             for key, _, fmt in cols:
                 cells.append(_pm(row[key], fmt))
             cells.append(row["health"] or "–")
@@ -208,11 +211,16 @@ class CompareResult:
         return "\n".join(lines) + "\n" + "\n".join(notes) + "\n"
 
     def describe_setup(self) -> str:
-        budget = (f"{self.budget['steps']} generator steps" if self.budget.get("steps")
-                  else f"{self.budget['seconds']:g} s of training (evaluation excluded)")
+        ticks = self.budget.get("ticks", DEFAULT_TICKS)
+        if self.budget.get("steps"):
+            budget = f"{self.budget['steps']} generator steps"
+            evals = f"an evaluation every {max(1, self.budget['steps'] // ticks)} steps"
+        else:
+            budget = f"{self.budget['seconds']:g} s of training (evaluation excluded)"
+            evals = (f"{ticks + 1} evaluations (after the first {CALIBRATION_STEPS} steps, then {ticks} evenly "
+                     "spaced in training time)")
         parts = [f"Data `{self.data}`, seeds {', '.join(map(str, self.seeds))}, budget {budget} per run, "
-                 f"{self.budget.get('ticks', DEFAULT_TICKS)} evaluations per run. Mean ± std over seeds "
-                 "(sample std; 0 for one seed)."]
+                 f"{evals}. Mean ± std over seeds (sample std; no ± for one seed)."]
         if self.toy:
             floor = f"; a perfect generator scores W1 ≈ {self.w1_floor:.3f} (data vs data)" if self.w1_floor else ""
             total = f" of {self.modes_total}" if self.modes_total else ""
@@ -229,7 +237,7 @@ class CompareResult:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         cols = self.columns()
-        head = ["variant", "method", "runs_ok", "runs_total"]
+        head = ["variant", "method", "n_critic", "runs_ok", "runs_total"]
         for key, _, _ in cols:
             name = key.replace("/", "_")
             head += [f"{name}_mean", f"{name}_std"]
@@ -237,7 +245,7 @@ class CompareResult:
         w.writerow(head)
         for row in self.rows():
             ok, total = row["runs"].split("/")
-            line = [row["variant"], row["method"], ok, total]
+            line = [row["variant"], row["method"], row["n_critic"], ok, total]
             for key, _, _ in cols:
                 m, s, n = row[key]
                 line += [_num(m), _num(s) if n else ""]
@@ -284,7 +292,8 @@ def _health_cell(runs: list[RunResult]) -> str:
         for c in r.verdict.get("checks", []):
             if c.get("status") == "fail":
                 failing[c["name"]] = failing.get(c["name"], 0) + 1
-    order = ("healthy", "healthy with warnings", "unhealthy", "unknown")
+    order = ["healthy", "healthy with warnings", "unhealthy"]
+    order += sorted(s for s in counts if s not in order)  # "too early to judge", "unknown", ...
     text = ", ".join(f"{counts[s]} {s}" for s in order if s in counts)
     if failing:
         text += " (fails: " + ", ".join(f"{k}" + (f" x{n}" if n > 1 else "") for k, n in failing.items()) + ")"
@@ -585,10 +594,11 @@ def report_html(result: CompareResult, png: bytes | None = None) -> str:
         png = figure_png(result)
     cols = result.columns()
     head = "".join(f"<th>{html.escape(h)}</th>" for h in
-                   ["variant", "objective + Lipschitz", "runs ok"] + [c[1] for c in cols] + ["health"])
+                   ["variant", "objective + Lipschitz", "n_critic", "runs ok"] + [c[1] for c in cols] + ["health"])
     body = []
     for row in result.rows():
-        cells = [row["variant"], row["method"], row["runs"]] + [_pm(row[k], f) for k, _, f in cols] + [row["health"]]
+        cells = ([row["variant"], row["method"], row["n_critic"], row["runs"]] + [_pm(row[k], f) for k, _, f in cols]
+                 + [row["health"]])
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     failures = [f"<li><code>{html.escape(r.variant)}</code> seed {r.seed}: {html.escape(r.error or '')}</li>"
                 for r in result.runs if not r.ok]
@@ -609,14 +619,14 @@ def report_html(result: CompareResult, png: bytes | None = None) -> str:
     setup = json.dumps(result.setup, indent=2, sort_keys=True, default=_json_default)
     css = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#1f2328}"
            "table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #d0d7de;padding:.25em .5em;"
-           "text-align:right}td:first-child,td:nth-child(2),th{text-align:left}th{background:#f6f8fa}"
+           "text-align:right}td:first-child,td:nth-child(2),td:last-child,th{text-align:left}th{background:#f6f8fa}"
            "img{max-width:100%;border:1px solid #d0d7de}pre{background:#f6f8fa;padding:.6em;font-size:.8em;"
            "overflow:auto}")
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>wgan compare: {html.escape(result.data)}</title><style>{css}</style></head><body>",
         f"<h1>wgan compare: {html.escape(result.data)}</h1>",
-        f"<p>{html.escape(result.describe_setup())}</p>",
+        f"<p>{html.escape(result.describe_setup().replace('`', ''))}</p>",
         f"<table><tr>{head}</tr>{''.join(body)}</table>",
     ]
     if failures:

@@ -139,9 +139,10 @@ def build_figures(run_dir: Path, history: list[dict[str, Any]], trainer=None) ->
     figs: list[Figure] = []
     samples = _latest_samples(run_dir)
     if samples is not None:
+        toy = any("metrics/w1" in r for r in history)
         figs.append(Figure("samples", f"Samples ({samples.stem})", samples.read_bytes(),
-                           "Generated samples from the fixed latent batch at the last tick "
-                           "(2-D data: orange over the data in grey, crosses at the mode centres)."))
+                           "Generated samples from the fixed latent batch at the last tick"
+                           + (": orange over the data in grey, crosses at the mode centres." if toy else ".")))
     if trainer is not None:
         fig = critic_contour_figure(trainer)
         if fig is not None:
@@ -172,7 +173,8 @@ def build_figures(run_dir: Path, history: list[dict[str, Any]], trainer=None) ->
             "on training images only means the critic memorises them."))
 
     curves = {}
-    for key in ("critic/gap", "loss/critic", "loss/generator", "lipschitz/empirical", "metrics/high_quality_pct"):
+    for key in ("critic/gap", "loss/critic", "loss/generator", "lipschitz/empirical", "metrics/high_quality_pct",
+                "metrics/classifier_fd", "metrics/kid"):
         s, v = series(history, key)
         if len(v):
             curves[key] = (s, v)
@@ -205,7 +207,7 @@ def build_figures(run_dir: Path, history: list[dict[str, Any]], trainer=None) ->
 
 
 def _verdict_html(verdict: HealthVerdict) -> str:
-    colour = {"healthy": "#1a7f37", "healthy with warnings": "#9a6700", "unhealthy": "#cf222e", "unknown": "#57606a"}
+    colour = {"healthy": "#1a7f37", "healthy with warnings": "#9a6700", "unhealthy": "#cf222e"}
     rows = []
     for c in verdict.checks:
         advice = ""

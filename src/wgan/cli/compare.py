@@ -70,7 +70,7 @@ def _default_out(data: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from wgan.cli.train import config_overrides
-    from wgan.compare import compare
+    from wgan.compare import DEFAULT_SECONDS, compare
     from wgan.config import resolve
     from wgan.variants import VARIANTS
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(args.data)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out {str(out)!r} exists and is not an empty folder; choose a new one")
-    budget = f"{args.steps} steps" if args.steps else f"{args.seconds if args.seconds else 'default'} s"
+    budget = f"{args.steps} steps" if args.steps else f"{args.seconds or DEFAULT_SECONDS:g} s of training"
     n_seeds = seeds if isinstance(seeds, int) else len(seeds)
     print(f"wgan: comparing {', '.join(variants)} on {args.data}: {n_seeds} seed(s), budget {budget} per run "
           f"-> {out}", flush=True)

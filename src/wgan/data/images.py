@@ -320,16 +320,21 @@ def mnist(path: str, config) -> DataSource:
                        torch.from_numpy(a["y_test"]), path=path)
 
 
-def _open_image(p: Path):
+def _open_image(p: Path, load: bool = True):
+    """The image at ``p`` (decoded when ``load``; otherwise only the header is read)."""
     from PIL import Image, UnidentifiedImageError
 
+    im = None
     try:
-        with Image.open(p) as im:
+        im = Image.open(p)
+        if load:
             im.load()
-            return im.copy()
+        return im
     except UnidentifiedImageError:
         raise _err(p, "not an image Pillow can read (corrupt, or not a PNG/JPEG despite its name)") from None
     except (OSError, SyntaxError, ValueError, zlib.error) as e:
+        if im is not None:
+            im.close()
         raise _err(p, f"corrupt or truncated image ({e})") from None
 
 
@@ -352,10 +357,12 @@ def folder(path: str, config) -> DataSource:
         others = [p for p in root.rglob("*") if p.is_file()]
         hint = f" (found {len(others)} other files, e.g. {others[0].name})" if others else " (it is empty)"
         raise DataError(f"{root}: no PNG/JPEG images found{hint}")
-    images = [_open_image(p) for p in files]
-    sizes = {im.size for im in images}
-    colour = any(im.mode not in ("1", "L", "LA", "I", "I;16", "F") and not
-                 (im.mode == "P" and _palette_is_grey(im)) for im in images)
+    sizes, colour = set(), False
+    for p in files:  # headers only: sizes and colour decide the target shape
+        with _open_image(p, load=False) as im:
+            sizes.add(im.size)
+            colour = colour or (im.mode not in ("1", "L", "LA", "I", "I;16", "F")
+                                and not (im.mode == "P" and _palette_is_grey(im)))
     channels = getattr(config, "channels", None) or (3 if colour else 1)
     if getattr(config, "image_size", None):
         size = config.image_size
@@ -364,12 +371,13 @@ def folder(path: str, config) -> DataSource:
     else:
         size = 64
     mode = "RGB" if channels == 3 else "L"
-    arr = np.empty((len(images), size, size, channels), dtype=np.uint8)
-    for i, (p, im) in enumerate(zip(files, images)):
-        try:
-            im = im.convert(mode)
-        except (OSError, ValueError) as e:
-            raise _err(p, f"cannot convert to {mode} ({e})") from None
+    arr = np.empty((len(files), size, size, channels), dtype=np.uint8)
+    for i, p in enumerate(files):  # one decoded image in memory at a time
+        with _open_image(p) as raw:
+            try:
+                im = raw.convert(mode)
+            except (OSError, ValueError) as e:
+                raise _err(p, f"cannot convert to {mode} ({e})") from None
         w, h = im.size
         s = min(w, h)
         if (w, h) != (s, s):

@@ -111,11 +111,14 @@ class HealthVerdict:
 
     @property
     def status(self) -> str:
-        """``"healthy"``, ``"healthy with warnings"``, ``"unhealthy"`` or ``"unknown"`` (no ticks)."""
-        if self.ticks == 0:
-            return "unknown"
+        """``"unhealthy"`` (a check failed), else ``"unknown"`` (no ticks), ``"too early to judge"``
+        (fewer than 4 ticks: the curve checks need more), ``"healthy with warnings"`` or ``"healthy"``."""
         if self.failed:
             return "unhealthy"
+        if self.ticks == 0:
+            return "unknown"
+        if self.ticks < MIN_TICKS:
+            return "too early to judge"
         return "healthy with warnings" if self.warnings else "healthy"
 
     def text(self, indent: str = "") -> str:
@@ -140,6 +143,7 @@ class HealthVerdict:
         return "\n".join(lines)
 
     __str__ = text
+    render = text
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: status, ticks, correlation, ratio and the checks."""
@@ -329,20 +333,17 @@ def _samples_bad(last: dict[str, Any]) -> tuple[bool | None, str]:
         known = True
         notes.append(f"{last['metrics/modes']} of {last['metrics/modes_total']} modes")
         bad |= last["metrics/modes"] < last["metrics/modes_total"]
-    if isinstance(last.get("metrics/high_quality_pct"), (int, float)):
-        known = True
+    if isinstance(last.get("metrics/high_quality_pct"), (int, float)):  # shown, not judged: blur is no collapse
         notes.append(f"{last['metrics/high_quality_pct']:.0f}% high quality")
-        bad |= last["metrics/high_quality_pct"] < 50
     w1, floor = last.get("metrics/w1"), last.get("metrics/w1_floor")
     if isinstance(w1, (int, float)) and isinstance(floor, (int, float)) and floor > 0:
         known = True
         notes.append(f"exact W1 {w1:.3g} = {w1 / floor:.1f}x the floor")
         bad |= w1 > POOR_W1 * floor
-    for key in ("metrics/class_coverage", "metrics/coverage"):  # image metrics, as fractions
-        if isinstance(last.get(key), (int, float)):
-            known = True
-            notes.append(f"{key.split('/')[1]} {last[key]:.2f}")
-            bad |= last[key] < 0.9
+    if isinstance(last.get("metrics/classes_covered"), (int, float)) and last.get("metrics/classes_total"):
+        known = True  # images: classes the metrics classifier finds among the samples
+        notes.append(f"{last['metrics/classes_covered']} of {last['metrics/classes_total']} classes")
+        bad |= last["metrics/classes_covered"] < last["metrics/classes_total"]
     return (bad if known else None), ", ".join(notes)
 
 
@@ -405,8 +406,8 @@ def health_verdict(history: list[dict[str, Any]], config=None) -> HealthVerdict:
       first (or already settled).
     * ``no_explosion``: every loss finite and below 100 in absolute value (the source's limit).
       Fails with: penalty weight too low or numerical issues.
-    * ``no_mode_collapse``: not (W estimate near zero while the samples are poor: a mode missed,
-      under 50% high-quality samples, or an exact W1 above 10x its floor).
+    * ``no_mode_collapse``: not (W estimate near zero while the samples are poor: a mode or class
+      missed, or an exact W1 above 10x its floor).
     * ``grad_norm``: the mean gradient norm at interpolates, excellent/acceptable pass, poor warns
       (gradient penalty only; ``n/a`` for clipping, spectral norm and no constraint).
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import os
 import time
 from dataclasses import dataclass, field
@@ -148,18 +149,20 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 10
 def train_classifier(x: torch.Tensor, labels: torch.Tensor, x_test: torch.Tensor | None = None,
                      labels_test: torch.Tensor | None = None, epochs: int = 2, batch_size: int = 128,
                      lr: float = 2e-3, seed: int = 0, max_train: int | None = 60000,
-                     name: str = "", verbose: bool = False) -> TrainedClassifier:
+                     min_images_seen: int = 10000, name: str = "", verbose: bool = False) -> TrainedClassifier:
     """Train a :class:`FeatureClassifier` deterministically (seeded, one thread).
 
-    Adam with a cosine learning-rate decay, random shifts of up to 2 pixels, ``epochs`` passes over
-    at most ``max_train`` images (a fixed subset when the set is larger).
+    Adam with a one-cycle learning-rate schedule, random shifts of up to 2 pixels, ``epochs`` passes
+    over at most ``max_train`` images (a fixed subset when the set is larger), more passes for small
+    sets so that at least ``min_images_seen`` images go through the network.
 
     Args:
         x: (N, C, S, S) in [-1, 1].
         labels: (N,) integer labels (any values; remapped to 0..K-1).
         x_test, labels_test: held-out split for the reported accuracy (``None``: the training accuracy).
-        epochs, batch_size, lr, seed: the recipe.
+        epochs, batch_size, lr, seed: the recipe (MNIST: 2 epochs reach 99.2% test accuracy).
         max_train: cap on the training images per epoch.
+        min_images_seen: lower bound on epochs x images, for small sets.
         name: the data spec, for the record.
         verbose: print progress.
 
@@ -188,6 +191,7 @@ def train_classifier(x: torch.Tensor, labels: torch.Tensor, x_test: torch.Tensor
         rng_guard.__enter__()                              # stream; the caller's state is restored
         torch.manual_seed(seed)
         model = FeatureClassifier(x.shape[1], x.shape[-1], len(classes))
+        epochs = max(epochs, -(-min_images_seen // len(x)))
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         steps_per_epoch = (len(x) + batch_size - 1) // batch_size
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
@@ -203,7 +207,8 @@ def train_classifier(x: torch.Tensor, labels: torch.Tensor, x_test: torch.Tensor
                 opt.step()
                 sched.step()
             if verbose:
-                print(f"  classifier epoch {epoch + 1}/{epochs}: loss {float(loss.detach()):.4f}", flush=True)
+                print(f"  classifier epoch {epoch + 1}/{epochs}: loss {float(loss.detach()):.4f}",
+                      file=sys.stderr, flush=True)
         model.eval()
         if x_test is not None and labels_test is not None and len(x_test):
             lt = labels_test.detach().cpu()
@@ -262,14 +267,15 @@ def get_classifier(data, verbose: bool = True, cache: Path | None = None, **trai
         try:
             clf = load_classifier(path)
             if verbose:
-                print(f"wgan: metrics {clf.describe()} [cached {path}]", flush=True)
+                print(f"wgan: metrics {clf.describe()} [cached {path}]", file=sys.stderr, flush=True)
             return clf
         except Exception as e:  # a damaged cache entry is retrained, not fatal
             if verbose:
-                print(f"wgan: ignoring unreadable cached classifier {path} ({type(e).__name__}); retraining")
+                print(f"wgan: ignoring unreadable cached classifier {path} ({type(e).__name__}); retraining",
+                      file=sys.stderr)
     if verbose:
         print(f"wgan: training the metrics classifier on {data.name} ({len(data.x)} images; cached afterwards)",
-              flush=True)
+              file=sys.stderr, flush=True)
     clf = train_classifier(data.x, data.labels, data.x_test, data.labels_test, name=data.name,
                            verbose=verbose, **train_kwargs)
     clf.data_hash = key
@@ -277,9 +283,9 @@ def get_classifier(data, verbose: bool = True, cache: Path | None = None, **trai
         _save(path, clf)
     except OSError as e:
         if verbose:
-            print(f"wgan: could not cache the classifier at {path} ({e})")
+            print(f"wgan: could not cache the classifier at {path} ({e})", file=sys.stderr)
     if verbose:
-        print(f"wgan: metrics {clf.describe()} in {clf.info['seconds']} s", flush=True)
+        print(f"wgan: metrics {clf.describe()} in {clf.info['seconds']} s", file=sys.stderr, flush=True)
     return clf
 
 

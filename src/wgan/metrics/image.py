@@ -32,6 +32,7 @@ features for the Fréchet distance, KID and precision/recall; no IS or class met
 from __future__ import annotations
 
 import json
+import sys
 import math
 import time
 import weakref
@@ -110,10 +111,10 @@ def _classifier_for(trainer):
     if clf is None:
         print(f"wgan: {data.name} has no labels and no cached classifier of another data set exists; image "
               "metrics are off (train once on a labelled set, e.g. --data mnist:DIR, to enable the Fréchet "
-              "distance in that classifier's feature space)", flush=True)
+              "distance in that classifier's feature space)", file=sys.stderr, flush=True)
     else:
         print(f"wgan: {data.name} has no labels: the Fréchet distance, KID and precision/recall use the features "
-              f"of a {clf.describe()}, not of a classifier of this data", flush=True)
+              f"of a {clf.describe()}, not of a classifier of this data", file=sys.stderr, flush=True)
     return clf, False
 
 

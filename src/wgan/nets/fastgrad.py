@@ -147,8 +147,8 @@ def _chain(layers: list[nn.Module], tape: list, out_shape: tuple[int, ...], dtyp
     for m, rec in zip(reversed(layers), reversed(tape)):
         if g is None and isinstance(m, nn.Linear):
             # seed: ones(out) @ W is the column sums of W, broadcast over the batch; no matmul
-            w = m.weight
-            g = (w[0] if w.shape[0] == 1 else w.sum(0)).expand(rec)
+            w = m.weight  # (out, in)
+            g = (w if w.shape[0] == 1 else w.sum(0, keepdim=True)).expand(rec)
             continue
         if g is None:
             g = torch.ones(out_shape, dtype=dtype, device=device)

@@ -67,9 +67,9 @@ def compare_png(panels: Sequence[dict[str, Any]], x_real=None, centers=None, tit
             ax.set_yticks([])
         else:
             s = np.asarray(samples)
-            ax.scatter(s[:, 0], s[:, 1], s=1, c="tab:orange", alpha=0.6, rasterized=True)
-            if x_real is not None:  # on top: narrow toy modes are small dark spots
-                ax.scatter(x_real[:, 0], x_real[:, 1], s=0.3, c="0.3", rasterized=True)
+            if x_real is not None:
+                ax.scatter(x_real[:, 0], x_real[:, 1], s=0.5, c="0.55", rasterized=True)
+            ax.scatter(s[:, 0], s[:, 1], s=1, c="tab:orange", alpha=0.5, rasterized=True)
             if centers is not None:
                 ax.scatter(centers[:, 0], centers[:, 1], marker="x", c="k", s=12, linewidths=0.8)
             if lim is not None:
@@ -117,7 +117,8 @@ def compare_png(panels: Sequence[dict[str, Any]], x_real=None, centers=None, tit
 
 
 def _wrap(text: str, width: int = 38) -> str:
-    words, lines, line = text.split(), [], ""
+    words = [w if len(w) <= width else "..." + w[-(width - 3):] for w in text.split()]  # long paths
+    lines, line = [], ""
     for w in words:
         if len(line) + len(w) + 1 > width and line:
             lines.append(line)

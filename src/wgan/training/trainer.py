@@ -260,7 +260,7 @@ class Trainer:
         config = from_dict(state["config"])
         if device is not None:
             config = dataclasses.replace(config, device=device)
-        trainer = cls(config, run_dir=None)
+        trainer = cls(config, run_dir=None, comm=Comm())  # one process, no collectives (rank 0 under torchrun)
         trainer.load_state_dict(state)
         trainer.history = _read_jsonl(run_dir / "metrics.jsonl")
         return trainer

@@ -1,0 +1,179 @@
+"""``make bench-quality``: seconds of training until the toy mixtures are learnt, per setting.
+
+The quality bar (the issue's): every mode holds at least 1% of the samples (``metrics/modes_1pct``
+equals the number of modes) and the median of the last five evaluations of
+``metrics/high_quality_pct`` (samples within 3 std of a centre) reaches 90% on ring8 and 75% on
+grid25. A run trains with ``wgan``'s :class:`~wgan.training.trainer.Trainer` exactly as
+``wgan train`` does (the same loop, ticks and evaluation), without a run directory, for a wall-clock
+budget; it stops early a little after the bar is met. Seconds are counted three ways:
+
+* ``train_s``: wall-clock seconds in the training loop (ticks and evaluations excluded: how often
+  one evaluates is a choice of this measurement, not a cost of training);
+* ``wall_s``: wall-clock seconds including the ticks;
+* ``cpu_s``: CPU seconds of the process in the loop — on a shared machine, the time the run would
+  take alone on one core (runs use one thread).
+
+Usage::
+
+    python -m benchmarks.time_to_quality --data ring8 --settings toy,toy-ema --budget 600
+    python -m benchmarks.time_to_quality --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGET_HQ = {"ring8": 90.0, "grid25": 75.0}
+
+# Candidate settings on top of the data set's preset ("toy": 2x128 MLPs, z 2, batch 256, lambda 0.1,
+# Adam 1e-4 (0.5, 0.9), n_critic 5). Each changes one or two things, so the table reads as an ablation.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "toy": {},
+    "toy-ema": {"ema_decay": 0.999},
+    "lr2e-4": {"lr_g": 2e-4, "lr_c": 2e-4},
+    "lr2e-4-ema": {"lr_g": 2e-4, "lr_c": 2e-4, "ema_decay": 0.999},
+    "lr5e-4-ema": {"lr_g": 5e-4, "lr_c": 5e-4, "ema_decay": 0.999},
+    "b512-ema": {"batch_size": 512, "ema_decay": 0.999},
+    "b128-ema": {"batch_size": 128, "ema_decay": 0.999},
+    "w256-ema": {"c_width": 256, "ema_decay": 0.999},
+    "g256-ema": {"g_width": 256, "c_width": 256, "ema_decay": 0.999},
+    "gp1-ema": {"gp_weight": 1.0, "ema_decay": 0.999},
+    "gp0.01-ema": {"gp_weight": 0.01, "ema_decay": 0.999},
+    "ema0.9999": {"ema_decay": 0.9999},
+    "lr2e-4-ema0.9999": {"lr_g": 2e-4, "lr_c": 2e-4, "ema_decay": 0.9999},
+    "paper-toy": {"preset": "paper-toy"},
+}
+
+
+def _loadavg() -> float | None:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError):
+        return None
+
+
+def reached(history: list[dict[str, Any]], target_hq: float, window: int = 5) -> bool:
+    """The bar at the last evaluation: every mode >= 1% now, and the median HQ of the last ``window`` >= target."""
+    if len(history) < window:
+        return False
+    last = history[-1]
+    if last.get("metrics/modes_1pct") != last.get("metrics/modes_total"):
+        return False
+    hq = [r["metrics/high_quality_pct"] for r in history[-window:]]
+    return statistics.median(hq) >= target_hq
+
+
+def run_one(data: str, name: str, overrides: dict[str, Any], budget_s: float, tick_every: int, seed: int,
+            after_s: float, threads: int, budget_clock: str = "cpu") -> dict[str, Any]:
+    """Train one setting for up to ``budget_s`` loop seconds (CPU or wall); the curve and the time to the bar."""
+    from wgan.config import resolve
+    from wgan.training.trainer import Trainer
+
+    cfg = {"data": data, "seed": seed, "steps": 10 ** 9, "tick_every_steps": tick_every, "threads": threads,
+           **overrides}
+    trainer = Trainer(resolve(cfg))
+    target = TARGET_HQ[data]
+    tick_s = tick_cpu = 0.0
+    original_tick = trainer.tick
+
+    def timed_tick():
+        nonlocal tick_s, tick_cpu
+        t0, c0 = time.perf_counter(), time.process_time()
+        record = original_tick()
+        tick_s += time.perf_counter() - t0
+        tick_cpu += time.process_time() - c0
+        return record
+
+    trainer.tick = timed_tick  # type: ignore[method-assign]
+    trainer.w1_floor = trainer._w1_floor()  # the evaluation's reference, before the clock starts
+    curve: list[dict[str, Any]] = []
+    hit: dict[str, Any] | None = None
+    t0, c0 = time.perf_counter(), time.process_time()
+    stop_at = None
+    while True:
+        trainer.train(steps=trainer.step + tick_every)
+        wall = time.perf_counter() - t0
+        train_s = wall - tick_s
+        cpu_train = time.process_time() - c0 - tick_cpu
+        rec = trainer.history[-1]
+        point = {"step": trainer.step, "train_s": round(train_s, 2), "wall_s": round(wall, 2),
+                 "cpu_s": round(cpu_train, 2), "modes_1pct": rec.get("metrics/modes_1pct"),
+                 "modes_total": rec.get("metrics/modes_total"), "hq": rec.get("metrics/high_quality_pct"),
+                 "w1": rec.get("metrics/w1")}
+        curve.append(point)
+        if hit is None and reached(trainer.history, target):
+            hit = dict(point)
+            stop_at = (cpu_train if budget_clock == "cpu" else train_s) + after_s
+            print(f"  {name}: bar met at step {trainer.step}, {train_s:.0f} s of training "
+                  f"({point['cpu_s']:.0f} CPU s)", flush=True)
+        spent = cpu_train if budget_clock == "cpu" else train_s
+        if spent >= budget_s or (stop_at is not None and after_s >= 0 and spent >= stop_at):
+            break
+    last5 = [p["hq"] for p in curve[-5:]]
+    return {"data": data, "setting": name, "overrides": overrides, "seed": seed, "target_hq": target,
+            "tick_every_steps": tick_every, "budget_s": budget_s, "budget_clock": budget_clock,
+            "threads": threads, "reached": hit, "loadavg_end": _loadavg(),
+            "final": {"step": trainer.step, "train_s": curve[-1]["train_s"], "modes_1pct": curve[-1]["modes_1pct"],
+                      "hq_median_last5": statistics.median(last5)},
+            "steps_per_s": trainer.step / max(curve[-1]["train_s"], 1e-9), "curve": curve}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.time_to_quality", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="ring8,grid25", help="comma-separated: ring8, grid25")
+    p.add_argument("--settings", default="toy,toy-ema", help="comma-separated names (see --list)")
+    p.add_argument("--budget", type=float, default=600.0, help="training seconds per run (default 600)")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                   help="what the budget counts: CPU seconds of the loop (default; fair on a shared machine) "
+                        "or its wall-clock seconds")
+    p.add_argument("--tick-every-steps", type=int, default=500, help="steps between evaluations (default 500)")
+    p.add_argument("--after", type=float, default=60.0, help="seconds to keep training after the bar is met "
+                                                              "(the curve beyond it; -1: to the budget)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--list", action="store_true", help="print the settings and exit")
+    args = p.parse_args(argv)
+    if args.list:
+        for k, v in SETTINGS.items():
+            print(f"{k:18s} {v}")
+        return 0
+    datas = [d for d in args.data.split(",") if d]
+    names = [s for s in args.settings.split(",") if s]
+    bad = [d for d in datas if d not in TARGET_HQ] + [s for s in names if s not in SETTINGS]
+    if bad:
+        p.error(f"unknown data set or setting {bad}; data: {', '.join(TARGET_HQ)}; settings: see --list")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for data in datas:
+        for name in names:
+            print(f"{data} / {name}: {SETTINGS[name]}", flush=True)
+            row = run_one(data, name, SETTINGS[name], args.budget, args.tick_every_steps, args.seed, args.after,
+                          args.threads, args.clock)
+            rows.append(row)
+            out = RESULTS / f"ttq-{data}-{name}-seed{args.seed}.json"
+            out.write_text(json.dumps(row, indent=1))
+            hit = row["reached"]
+            print(f"  -> {'%.0f s (step %d)' % (hit['train_s'], hit['step']) if hit else 'not reached'}; "
+                  f"final median HQ {row['final']['hq_median_last5']:.1f}%, modes {row['final']['modes_1pct']}, "
+                  f"{row['steps_per_s']:.0f} steps/s; {out}", flush=True)
+    print("\n| data | setting | time to bar: train s (CPU s, step) | final median HQ % | modes >= 1% | steps/s |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        h = r["reached"]
+        t = f"{h['train_s']:.0f} ({h['cpu_s']:.0f}, {h['step']})" if h else f"> {r['budget_s']:.0f}"
+        print(f"| {r['data']} | {r['setting']} | {t} | {r['final']['hq_median_last5']:.1f} | "
+              f"{r['final']['modes_1pct']}/{r['curve'][-1]['modes_total']} | {r['steps_per_s']:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

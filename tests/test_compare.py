@@ -1,0 +1,169 @@
+"""`wgan compare`: same data, seeds and budget for every variant; the table, CSV, figure and report;
+a failing variant recorded with its reason while the others go on.
+
+Independent answers: the modes captured and % high quality in the table are recomputed here with
+numpy from the saved final samples and the ring's geometry; the mean ± std aggregation is checked
+on hand-made runs; the time-budget scheduler is driven by a fake trainer with a known speed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from wgan.cli import main
+from wgan.compare import CALIBRATION_STEPS, CompareResult, RunResult, _train_for_seconds, compare
+from wgan.variants import VARIANTS, Variant
+
+OVERRIDES = {"data_std": 0.5, "eval_samples": 500}  # wide modes: non-trivial metrics after 20 steps; fast W1
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
+def exploding(monkeypatch):
+    """A recipe that must diverge: no Lipschitz constraint and an absurd Adam step (weights ~1e30)."""
+    monkeypatch.setitem(VARIANTS, "exploding", Variant("exploding", "wasserstein", "none", 1, "adam", 1e30,
+                                                        (0.5, 0.9), "a deliberately failing recipe"))
+    return "exploding"
+
+
+def ring_metrics(x: np.ndarray, radius: float = 2.0, std: float = 0.5) -> tuple[int, float]:
+    """Modes captured and % high quality (VEEGAN protocol) for the 8-Gaussian ring, in plain numpy."""
+    angles = np.arange(8) * 2 * np.pi / 8
+    centers = radius * np.stack([np.cos(angles), np.sin(angles)], 1)
+    d = np.linalg.norm(x[:, None, :] - centers[None, :, :], axis=2)
+    nearest, dist = d.argmin(1), d.min(1)
+    hq = dist < 3 * std
+    return len(set(nearest[hq].tolist())), 100.0 * hq.mean()
+
+
+def test_tiny_compare_writes_everything_and_records_the_failure(tmp_path, exploding):
+    out = tmp_path / "cmp"
+    lines: list[str] = []
+    result = compare("ring8", ["wgan-gp", exploding, "sngan"], seeds=1, steps=20, ticks=2, out=out,
+                     overrides=OVERRIDES, log=lines.append)
+
+    # every variant ran, in order; the failure did not stop the ones after it
+    assert [r.variant for r in result.runs] == ["wgan-gp", "exploding", "sngan"]
+    ok = {r.variant: r for r in result.runs if r.ok}
+    assert set(ok) == {"wgan-gp", "sngan"}
+    assert all(r.steps == 20 for r in ok.values())
+    bad = result.runs_of("exploding")[0]
+    assert not bad.ok and "TrainingDiverged" in bad.error and ("NaN" in bad.error or "Inf" in bad.error)
+    assert len(lines) == 3 and "FAILED" in lines[1]
+
+    # same data and seed: every run saw the same evaluation set-up
+    for name in ("wgan-gp", "sngan"):
+        cfg = result.setup[name]
+        assert (cfg["seed"], cfg["data"], cfg["data_std"], cfg["eval_samples"], cfg["preset"]) == \
+               (0, "ring8", 0.5, 500, "veegan")
+
+    # the files
+    for name in ("table.md", "table.csv", "runs.csv", "results.json", "compare.png", "report.html"):
+        assert (out / name).is_file(), name
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "table.md").read_text()
+    assert "| wgan-gp | wasserstein + gp | 5 | 1/1 |" in md and "| exploding | wasserstein + none | 1 | 0/1 |" in md
+    assert "Failed runs" in md and "`exploding` seed 0: TrainingDiverged" in md
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "TrainingDiverged" in html and "<table>" in html
+
+    rows = {r["variant"]: r for r in csv.DictReader(io.StringIO((out / "table.csv").read_text()))}
+    assert rows["exploding"]["runs_ok"] == "0" and "diverged" in rows["exploding"]["failures"]
+    assert rows["exploding"]["metrics_modes_mean"] == ""  # no successful run: no number, not a zero
+
+    # the table reports the final samples' metrics: recompute them independently from the saved samples
+    runs = {r["variant"]: r for r in csv.DictReader(io.StringIO((out / "runs.csv").read_text()))}
+    for name in ("wgan-gp", "sngan"):
+        x = np.load(out / "runs" / f"{name}-s0" / "final_samples.npy")
+        assert x.shape == (500, 2)
+        modes, hq = ring_metrics(x)
+        assert float(rows[name]["metrics_modes_mean"]) == modes
+        assert float(runs[name]["metrics_high_quality_pct"]) == pytest.approx(hq, abs=1e-9)
+        assert float(rows[name]["step_ms_mean"]) > 0
+        assert float(rows[name]["steps_mean"]) == 20
+        assert runs[name]["health"] and runs[name]["health"] == result.runs_of(name)[0].verdict["status"]
+    # the diagnostics columns are filled for the variants that ran
+    assert float(rows["wgan-gp"]["grad_norm_mean_mean"]) > 0
+    assert float(rows["sngan"]["lipschitz_empirical_mean"]) > 0
+
+
+def test_unknown_variant_and_bad_budget_are_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="unknown variant"):
+        compare("ring8", ["wgan-gp", "wgan-typo"], seeds=1, steps=2)
+    with pytest.raises(ValueError, match="not both"):
+        compare("ring8", ["wgan-gp"], seeds=1, steps=2, seconds=1.0)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(ValueError, match="not an empty folder"):
+        compare("ring8", ["wgan-gp"], seeds=1, steps=2, out=tmp_path / "full")
+
+
+def test_mean_and_sample_std_over_seeds_skip_failed_runs():
+    def run(seed, modes, ok=True):
+        return RunResult("wgan-gp", seed, ok=ok, error=None if ok else "boom", steps=100, step_ms=2.0,
+                         final={"metrics/modes": modes, "metrics/modes_total": 8})
+
+    result = CompareResult("ring8", ["wgan-gp"], [0, 1, 2, 3], {"steps": 100, "ticks": 2},
+                           [run(0, 6), run(1, 7), run(2, 8), run(3, 1, ok=False)])
+    row = result.rows()[0]
+    mean, std, n = row["metrics/modes"]
+    assert (mean, n) == (7.0, 3) and std == pytest.approx(1.0)  # sample std of 6, 7, 8
+    assert row["runs"] == "3/4" and row["failed"] == [(3, "boom")]
+    assert "| 7.0 ± 1.0 |" in result.markdown()
+
+
+class FakeTrainer:
+    """Steps cost a known 5 ms; each train(steps=...) call ends in a tick record, as the Trainer's."""
+
+    ms = 5.0
+
+    def __init__(self):
+        self.step, self.history, self._stop_signal, self.calls = 0, [], None, []
+
+    def train(self, steps):
+        self.calls.append(steps - self.step)
+        self.step = steps
+        self.history.append({"step": steps, "time/step_ms": self.ms})
+
+
+def test_time_budget_places_ticks_at_even_marks():
+    t = FakeTrainer()
+    _train_for_seconds(t, seconds=2.0, ticks=4)
+    assert t.calls[0] == CALIBRATION_STEPS
+    # 2 s at 5 ms per step = 400 steps, with ticks at 0.5, 1.0, 1.5 and 2.0 s (100, 200, 300, 400 steps)
+    assert [r["step"] for r in t.history] == [CALIBRATION_STEPS, 100, 200, 300, 400]
+    assert math.isclose(sum(t.calls) * t.ms / 1000, 2.0)
+
+
+def test_cli_compare_tiny_and_its_errors(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["compare", "--data", "ring8", "--variants", "sngan", "--seeds", "1", "--steps", "4",
+                 "--ticks", "1", "--eval-samples", "100", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| sngan | hinge + sn | 1 | 1/1 | 4 |" in printed
+    assert (out / "table.md").is_file() and (out / "compare.png").is_file()
+    for argv, expected in [
+        (["--variants", "gan,wgan-typo"], "--variants must be"),
+        (["--steps", "0"], "--steps must be >= 1"),
+        (["--seeds", "two"], "--seeds must be"),
+        (["--steps", "5", "--seconds", "3"], "not allowed with"),
+        (["--out", str(out)], "not an empty folder"),
+        (["--data", "ring9"], "--data must be one of"),
+        (["--gp-weight", "-1"], "--gp-weight must be >= 0"),
+    ]:
+        assert main(["compare", *argv]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (argv, err)

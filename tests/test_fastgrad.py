@@ -1,0 +1,255 @@
+"""The written-out input gradient (wgan.nets.fastgrad) against autograd's double backward.
+
+Every fast path of the critic step — the written-out input gradient, and one critic forward over the
+real and fake batches together — must give the same penalty, losses and parameter gradients as the
+general path: autograd's ``create_graph=True`` gradient and a double backward, with separate
+forwards. All comparisons run in float64; the tolerance is ``rtol=1e-9, atol=1e-12`` (the two paths
+sum the same products in different orders, nothing more).
+"""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn.utils.parametrizations import spectral_norm
+
+from wgan.lipschitz.gradient_penalty import GradientPenalty, gradient_penalty, input_gradient
+from wgan.nets import fastgrad
+from wgan.nets.conv import ConvCritic, ConvGenerator
+from wgan.nets.mlp import MLPCritic, MLPGenerator
+from wgan.objectives import get_objective
+from wgan.training.distributed import Comm
+from wgan.training.steps import critic_step
+
+TOL = {"rtol": 1e-9, "atol": 1e-12}
+F64 = torch.float64
+
+
+def autograd_input_gradient(net, x):
+    """The reference: autograd's gradient of sum(net(x)) with respect to x, with a graph."""
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+    return g
+
+
+def sequential_nets():
+    """Sequentials with every supported layer, odd sizes (output_padding), groups, dilation, 'same'."""
+    return {
+        "mlp-relu": (nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 1)),
+                     (9, 3)),
+        "mlp-leaky-nested": (nn.Sequential(nn.Sequential(nn.Linear(3, 8), nn.LeakyReLU(0.2)), nn.Identity(),
+                                           nn.Linear(8, 8), nn.LeakyReLU(0.1), nn.Linear(8, 1)), (9, 3)),
+        "mlp-several-outputs": (nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4)), (9, 3)),
+        "mlp-ends-with-activation": (nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2), nn.LeakyReLU(0.3)),
+                                     (9, 3)),
+        "conv-odd-sizes": (nn.Sequential(nn.Conv2d(2, 4, 5, stride=2, padding=2), nn.LeakyReLU(0.2),
+                                         nn.Conv2d(4, 6, 3, stride=3, padding=1), nn.ReLU(),
+                                         nn.Flatten(), nn.Linear(6 * 3 * 3, 1)), (5, 2, 13, 13)),
+        "conv-groups-dilation-same": (nn.Sequential(nn.Conv2d(2, 4, 3, padding="same", dilation=2, groups=2),
+                                                    nn.LeakyReLU(0.2), nn.Conv2d(4, 3, (3, 2), stride=(2, 1),
+                                                                                 padding="valid"),
+                                                    nn.ReLU(), nn.Conv2d(3, 1, 2)), (4, 2, 10, 9)),
+        "unflatten": (nn.Sequential(nn.Flatten(), nn.Linear(12, 32), nn.ReLU(), nn.Unflatten(1, (2, 4, 4)),
+                                    nn.Conv2d(2, 3, 3, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Flatten(),
+                                    nn.Linear(12, 1)), (6, 3, 4)),
+    }
+
+
+@pytest.mark.parametrize("name", list(sequential_nets()))
+def test_input_gradient_equals_autograd(name, seed):
+    net, shape = sequential_nets()[name]
+    net = net.to(F64)
+    x = torch.randn(*shape, dtype=F64)
+    assert fastgrad.supports(net)
+    torch.testing.assert_close(fastgrad.input_gradient(net, x), autograd_input_gradient(net, x), **TOL)
+
+
+@pytest.mark.parametrize("name", list(sequential_nets()))
+def test_parameter_gradients_of_a_loss_on_it_equal_double_backward(name, seed):
+    net, shape = sequential_nets()[name]
+    net = net.to(F64)
+    x = torch.randn(*shape, dtype=F64)
+    params = [p for p in net.parameters()]
+    target = torch.randn(shape, dtype=F64)  # a loss that weights every entry differently
+
+    def loss(g):
+        return ((g - target) ** 2).sum() + g.flatten(1).norm(dim=1).sum()
+
+    fast = torch.autograd.grad(loss(fastgrad.input_gradient(net, x)), params, allow_unused=True)
+    slow = torch.autograd.grad(loss(autograd_input_gradient(net, x)), params, allow_unused=True)
+    for p, a, b in zip(params, fast, slow):
+        # biases only choose the linear piece: autograd gives exact zeros, the written-out graph none
+        torch.testing.assert_close(a if a is not None else torch.zeros_like(p),
+                                   b if b is not None else torch.zeros_like(p), **TOL)
+
+
+@pytest.mark.parametrize("name", ["mlp-leaky-nested", "conv-odd-sizes", "unflatten"])
+def test_gradcheck_of_the_written_out_gradient_with_respect_to_the_weights(name, seed):
+    """Finite differences of the weights against the first-order graph: torch.autograd.gradcheck.
+
+    The pieces are found again at every perturbed point; a 1e-6 step moves no generic
+    pre-activation across 0, so the numerical derivative is the one of the fixed piece.
+    """
+    net, shape = sequential_nets()[name]
+    wrapper = _GradientOf(net.to(F64))
+    x = torch.randn(*shape, dtype=F64)
+    names = [n for n, _ in wrapper.named_parameters() if n.endswith("weight")]
+    base = {n: p.detach() for n, p in wrapper.named_parameters()}
+
+    def f(*weights):
+        return functional_call(wrapper, {**base, **dict(zip(names, weights))}, (x,))
+
+    inputs = tuple(base[n].clone().requires_grad_(True) for n in names)
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7, rtol=1e-6)
+
+
+class _GradientOf(nn.Module):
+    """x -> the written-out input gradient of ``net`` at x (so functional_call can swap its weights)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return fastgrad.input_gradient(self.net, x)
+
+
+def test_no_gradient_flows_back_to_the_input(seed):
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1)).to(F64)
+    x = torch.randn(5, 2, dtype=F64, requires_grad=True)
+    g = fastgrad.input_gradient(net, x)
+    assert g.grad_fn is not None  # a graph to the weights...
+    assert torch.autograd.grad(g.sum(), x, allow_unused=True)[0] is None  # ...but none to x
+
+
+@pytest.mark.parametrize("module, expected", [
+    (nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1)), False),  # smooth activation
+    (nn.Sequential(nn.Linear(2, 4), nn.LayerNorm(4), nn.ReLU(), nn.Linear(4, 1)), False),
+    (nn.Sequential(nn.Linear(2, 4), nn.Dropout(0.1), nn.Linear(4, 1)), False),
+    (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.Flatten(), nn.Linear(8, 1)), False),
+    (nn.Sequential(nn.Conv2d(1, 2, 2, padding="same"), nn.Flatten(), nn.Linear(8, 1)), False),  # asymmetric
+    (nn.Sequential(nn.ReLU(), nn.Flatten()), False),  # no weights at all
+    (nn.Linear(2, 1), False),  # not a Sequential
+    (nn.Sequential(nn.Linear(2, 4), nn.ReLU(inplace=True), nn.Linear(4, 1)), True),
+])
+def test_supports(module, expected):
+    assert fastgrad.supports(module) is expected
+
+
+def test_supports_refuses_parametrised_and_hooked_layers():
+    net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
+    assert fastgrad.supports(net)
+    spectral_norm(net[0])
+    assert not fastgrad.supports(net)
+    net2 = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
+    net2[2].register_forward_hook(lambda m, i, o: o * 2)
+    assert not fastgrad.supports(net2)
+    with pytest.raises(ValueError, match="supports"):
+        fastgrad.input_gradient(net2, torch.randn(3, 2))
+
+
+def test_inplace_activation_leaves_the_input_alone(seed):
+    net = nn.Sequential(nn.LeakyReLU(0.2, inplace=True), nn.Linear(3, 1)).to(F64)
+    x = torch.randn(4, 3, dtype=F64)
+    x0 = x.clone()
+    g = fastgrad.input_gradient(net, x)
+    assert torch.equal(x, x0)
+    reference = nn.Sequential(nn.LeakyReLU(0.2), net[1])  # autograd refuses in-place on a leaf
+    torch.testing.assert_close(g, autograd_input_gradient(reference, x0), **TOL)
+
+
+# --------------------------------------------------------------------------- the project's critics
+def project_critics():
+    return {
+        "mlp-relu": (lambda: MLPCritic(2, 32, 3, "relu"), (16, 2)),
+        "mlp-leaky_relu": (lambda: MLPCritic(2, 32, 2, "leaky_relu"), (16, 2)),
+        "mlp-images": (lambda: MLPCritic(28 * 28, 16, 2, "leaky_relu"), (6, 1, 28, 28)),
+        "conv-28": (lambda: ConvCritic(1, 28, width=4), (6, 1, 28, 28)),
+        "conv-32-rgb-relu": (lambda: ConvCritic(3, 32, width=4, activation="relu"), (6, 3, 32, 32)),
+    }
+
+
+def test_project_critics_offer_the_fast_path_only_when_it_applies():
+    for make, _ in project_critics().values():
+        assert make().has_input_gradient()
+    assert not MLPCritic(2, 8, 2, "tanh").has_input_gradient()
+    assert not MLPCritic(2, 8, 2, "relu", norm="layer").has_input_gradient()
+    assert not ConvCritic(1, 28, width=4, norm="layer").has_input_gradient()
+    sn = MLPCritic(2, 8, 2, "relu")
+    spectral_norm(sn.net[0])
+    assert not sn.has_input_gradient()
+
+
+@pytest.mark.parametrize("name", list(project_critics()))
+@pytest.mark.parametrize("one_sided", [False, True])
+def test_penalty_and_its_gradients_equal_the_double_backward(name, one_sided, seed):
+    make, shape = project_critics()[name]
+    critic = make().to(F64)
+    x_real, x_fake = torch.randn(*shape, dtype=F64), torch.randn(*shape, dtype=F64)
+    x_hat = torch.lerp(x_fake, x_real, torch.rand((shape[0],) + (1,) * (len(shape) - 1), dtype=F64))
+    params = list(critic.parameters())
+    fast, norms_fast = gradient_penalty(critic, x_real, x_fake, x_hat, one_sided=one_sided, fast=True)
+    slow, norms_slow = gradient_penalty(critic, x_real, x_fake, x_hat, one_sided=one_sided, fast=False)
+    torch.testing.assert_close(fast, slow, **TOL)
+    torch.testing.assert_close(norms_fast, norms_slow, **TOL)
+    # the whole critic loss, so every parameter (biases too) has a gradient on both paths
+    objective = critic(x_fake).mean() - critic(x_real).mean()
+    g_fast = torch.autograd.grad(objective + 10 * fast, params, retain_graph=True)
+    g_slow = torch.autograd.grad(objective + 10 * slow, params)
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def _plain_critic_step(critic, generator, x_real, z, alpha, gp_weight):
+    """The source texts' critic step: separate forwards, autograd.grad with create_graph (with the
+    project's 1e-12 under the norm's square root, which shifts small norms by more than roundoff)."""
+    x_fake = generator(z).detach()
+    x_hat = (alpha * x_real + (1 - alpha) * x_fake).requires_grad_(True)
+    score = critic(x_hat)
+    (grad,) = torch.autograd.grad(score, x_hat, torch.ones_like(score), create_graph=True)
+    norm = (grad.flatten(1).square().sum(1) + 1e-12).sqrt()  # the project's norm, finite at 0
+    gp = ((norm - 1) ** 2).mean()
+    loss = -(critic(x_real).mean() - critic(x_fake).mean()) + gp_weight * gp
+    loss.backward()
+    return loss.detach(), gp.detach()
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_trainer_critic_step_equals_the_plain_critic_step(arch, seed):
+    """critic_step (one forward over real and fake, the written-out gradient) against the usual
+    three forwards and double backward, on identical inputs and interpolation coefficients."""
+    if arch == "mlp":
+        generator, critic, n = MLPGenerator(2, (2,), 16, 2), MLPCritic(2, 32, 2, "leaky_relu"), 32
+        x_real, z = torch.randn(n, 2, dtype=F64), torch.randn(n, 2, dtype=F64)
+    else:
+        generator, critic, n = ConvGenerator(8, 1, 28, width=4), ConvCritic(1, 28, width=4), 6
+        x_real, z = torch.rand(n, 1, 28, 28, dtype=F64) * 2 - 1, torch.randn(n, 8, dtype=F64)
+    generator, critic = generator.to(F64).eval(), critic.to(F64)
+    reference = copy.deepcopy(critic)
+    gp_weight = 10.0
+    opt = torch.optim.SGD(critic.parameters(), lr=0.0)  # keep the weights: compare the gradients
+    stats = critic_step(critic, generator, opt, get_objective("wasserstein"), GradientPenalty(gp_weight),
+                        Comm(), x_real, z, torch.Generator().manual_seed(5))
+    alpha = torch.rand((n,) + (1,) * (x_real.dim() - 1), generator=torch.Generator().manual_seed(5), dtype=F64)
+    loss, gp = _plain_critic_step(reference, generator, x_real, z, alpha, gp_weight)
+    torch.testing.assert_close(stats["loss/critic_total"], loss, **TOL)
+    torch.testing.assert_close(stats["lipschitz/penalty"], gp_weight * gp, **TOL)
+    for (name, a), b in zip(critic.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, **TOL, msg=lambda m: f"{name}: {m}")
+
+
+def test_trainer_uses_the_written_out_gradient(monkeypatch, tiny):
+    from wgan.config import resolve
+    from wgan.training.trainer import Trainer
+
+    trainer = Trainer(resolve({**tiny, "variant": "wgan-gp", "steps": 1, "tick_every_steps": 1}))
+    calls = []
+    original = type(trainer.critic).input_gradient
+    monkeypatch.setattr(type(trainer.critic), "input_gradient",
+                        lambda self, x: calls.append(len(x)) or original(self, x))
+    trainer._one_generator_step()
+    assert calls == [trainer.config.batch_size] * trainer.config.n_critic
+    # and the general path is still there for critics that do not offer one
+    assert input_gradient(nn.Sequential(nn.Linear(2, 1)), torch.randn(3, 2)).shape == (3, 2)
