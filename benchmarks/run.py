@@ -425,21 +425,26 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+ARMS = ("plain", "plain-1t", "wgan")
+
+
 def summarise(name: str, wl: Workload, windows, threads, flops, peak2, mem, same) -> dict[str, Any]:
     out: dict[str, Any] = {"workload": name, "label": wl.label, "threads": threads, "flops_per_step": flops,
                            "memory_mib": mem, "same_math": same, "windows": windows}
-    for arm in ("plain", "wgan"):
+    arms = [a for a in ARMS if any(w["arm"] == a for w in windows)]
+    for arm in arms:
         ws = [w for w in windows if w["arm"] == arm]
         steps, secs = sum(w["steps"] for w in ws), sum(w["seconds"] for w in ws)
         out[f"{arm}_steps_per_s"] = steps / secs
         out[f"{arm}_gflops"] = flops * steps / secs / 1e9
     out["ratio"] = out["wgan_steps_per_s"] / out["plain_steps_per_s"]
-    rounds = sorted({w["round"] for w in windows})
     per_round = []
-    for r in rounds:
+    for r in sorted({w["round"] for w in windows}):
         rate = {w["arm"]: w["steps_per_s"] for w in windows if w["round"] == r}
         per_round.append(rate["wgan"] / rate["plain"])
     out["ratio_min"], out["ratio_max"] = min(per_round), max(per_round)
+    if "plain-1t_steps_per_s" in out:
+        out["ratio_1t"] = out["wgan_steps_per_s"] / out["plain-1t_steps_per_s"]
     fc = [w["foreign_cores"] for w in windows if w["foreign_cores"] is not None]
     out["foreign_cores_mean"] = sum(fc) / len(fc) if fc else None
     out["foreign_cores_max"] = max(fc) if fc else None
@@ -448,23 +453,24 @@ def summarise(name: str, wl: Workload, windows, threads, flops, peak2, mem, same
 
 
 def table(rows: list[dict[str, Any]], peak2: float) -> str:
-    head = ("| workload | plain loop steps/s | wgan steps/s | ratio (per-window range) | plain GFLOP/s (% of peak) "
-            "| wgan GFLOP/s (% of peak) | peak memory plain / wgan (MiB) | max rel. diff loss / grads "
-            "| other processes' load (cores, mean / max) |")
-    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    head = ("| workload | plain loop steps/s | wgan steps/s | **ratio** (per-window range) "
+            "| plain loop, 1 thread: steps/s (wgan ratio) | plain GFLOP/s (% of peak) | wgan GFLOP/s (% of peak) "
+            "| peak memory plain / wgan (MiB) | max rel. diff loss / grads | other processes' load (cores, mean / max) |")
+    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['label']} | skipped: {r['skipped']} | | | | | | | |")
+            lines.append(f"| {r['label']} | skipped: {r['skipped']} | | | | | | | | |")
             continue
-        mem = r["memory_mib"]
+        mem = r["memory_mib"] or {}
         mem_s = " / ".join("–" if mem.get(a) is None else f"{mem[a]:.0f}" for a in ("plain", "wgan"))
         s = r["same_math"]
         same_s = (f"{s['loss']:.0e} / {max(s['critic_grads'], s['generator_grads']):.0e}" if s else "–")
         fc = ("–" if r["foreign_cores_mean"] is None
               else f"{r['foreign_cores_mean']:.2f} / {r['foreign_cores_max']:.2f}")
+        one = (f"{r['plain-1t_steps_per_s']:.2f} ({r['ratio_1t']:.2f}x)" if "ratio_1t" in r else "–")
         lines.append(
             f"| {r['label']} | {r['plain_steps_per_s']:.2f} | {r['wgan_steps_per_s']:.2f} "
-            f"| **{r['ratio']:.2f}x** ({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) "
+            f"| **{r['ratio']:.2f}x** ({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | {one} "
             f"| {r['plain_gflops']:.1f} ({100 * r['plain_gflops'] / peak2:.0f}%) "
             f"| {r['wgan_gflops']:.1f} ({100 * r['wgan_gflops'] / peak2:.0f}%) | {mem_s} | {same_s} | {fc} |")
     return "\n".join(lines)
@@ -478,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=float, default=None, help="seconds per window (default: per workload)")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per arm (default: one window)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    p.add_argument("--no-one-thread", action="store_true",
+                   help="skip the third arm: the plain loop limited to one thread (as wgan's small models)")
     p.add_argument("--probe", nargs=2, metavar=("WORKLOAD", "ARM"), help=argparse.SUPPRESS)
     p.add_argument("--probe-steps", type=int, default=20, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -507,17 +515,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n## {name}: {wl.label}", flush=True)
         trainer, trainer_threads = build_trainer(wl)
         plain = build_plain_from(trainer)
-        threads = {"plain": DEFAULT_THREADS, "wgan": trainer_threads}
+        arms: dict[str, Any] = {"plain": plain}
+        threads = {"plain": DEFAULT_THREADS}
+        if not args.no_one_thread and DEFAULT_THREADS > 1:
+            arms["plain-1t"], threads["plain-1t"] = build_plain_from(trainer), 1
+        arms["wgan"], threads["wgan"] = TrainerArm(trainer), trainer_threads
         c = trainer.config
-        print(f"  data {c.data}, batch {c.batch_size}, n_critic {c.n_critic}, gp {c.gp_weight}, "
-              f"threads plain {threads['plain']} / wgan {threads['wgan']}", flush=True)
+        print(f"  data {c.data}, batch {c.batch_size}, n_critic {c.n_critic}, gp {c.gp_weight}, threads {threads}",
+              flush=True)
         same = check_same_math(trainer)
         print(f"  same math (float64, max relative difference): {same}", flush=True)
         torch.set_num_threads(DEFAULT_THREADS)
         plain.step()  # warm the allocator before counting
         flops = count_flops(plain.step)
         window = args.window or wl.window_s
-        windows = time_windows({"plain": plain, "wgan": TrainerArm(trainer)}, threads, window, args.rounds,
+        windows = time_windows(arms, threads, window, args.rounds,
                                args.warmup if args.warmup is not None else window)
         mem = {}
         if not args.no_memory:
@@ -526,8 +538,9 @@ def main(argv: list[str] | None = None) -> int:
         row = summarise(name, wl, windows, threads, flops, peak2, mem, same)
         rows.append(row)
         print(f"  plain {row['plain_steps_per_s']:.2f} steps/s, wgan {row['wgan_steps_per_s']:.2f} steps/s: "
-              f"{row['ratio']:.2f}x; other processes {row['foreign_cores_mean']} cores", flush=True)
-        del trainer, plain
+              f"{row['ratio']:.2f}x (vs one thread: {row.get('ratio_1t', float('nan')):.2f}x); "
+              f"other processes {row['foreign_cores_mean']:.2f} cores", flush=True)
+        del trainer, plain, arms
     md = table(rows, peak2)
     header = (f"`make bench` ({started}) on {info['cpu']}, {info['cores']} cores, torch {info['torch']}; "
               f"sgemm peak {peak2:.0f} GFLOP/s ({DEFAULT_THREADS} threads), {peak1:.0f} (1 thread). "

@@ -78,6 +78,23 @@ class StatsAccumulator:
         return dict(zip(keys, values))
 
 
+# Above this many FLOPs in one forward of both MLPs over a batch, a step is bound by arithmetic and
+# every core pays; below it (the toy 2x128 nets: ~17 MFLOP) per-op overhead rules, and one thread
+# is as fast as two and immune to a busy neighbour (benchmarks/, docs/performance.md).
+ARITHMETIC_BOUND_FLOPS = 128e6
+
+
+def default_threads(config: TrainConfig, arch: str, data_shape: tuple[int, ...]) -> int:
+    """CPU threads when ``--threads`` is 0: one for small MLPs, every core for conv nets and large MLPs."""
+    cores = max(1, os.cpu_count() or 1)
+    if arch != "mlp":
+        return cores
+    d = math.prod(data_shape)
+    macs = (config.z_dim * config.g_width + (config.g_depth - 1) * config.g_width ** 2 + config.g_width * d
+            + d * config.c_width + (config.c_depth - 1) * config.c_width ** 2 + config.c_width)
+    return cores if 2 * macs * config.batch_size > ARITHMETIC_BOUND_FLOPS else 1
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -141,7 +158,7 @@ class Trainer:
         self.data = load_data(config).to(self.device)
         self.arch = resolve_arch(config, self.data)
         if not config.threads:
-            torch.set_num_threads(1 if self.arch == "mlp" else max(1, os.cpu_count() or 1))
+            torch.set_num_threads(default_threads(config, self.arch, self.data.shape))
         generator, critic = build_nets(config, self.data)
         self.generator = generator.to(self.device)
         self.critic = self.lipschitz.wrap(critic).to(self.device)
