@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Seconds of training to every mode and >= 90% (ring8) / 75% (grid25) high-quality samples, per setting;
+# one run at a time, one thread, niced (a shared machine). See docs/performance.md.
+bench-quality: $(STAMP)
+	nice -n 5 $(BIN)/python -m benchmarks.time_to_quality --data ring8,grid25 --settings toy,toy-ema
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info

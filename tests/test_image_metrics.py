@@ -223,6 +223,20 @@ def test_tick_metrics_have_every_key_and_the_sample_counts(bars, tmp_path, monke
     assert "not with Inception" in desc["note"] and desc["eval_samples_generated"] == 60
 
 
+def test_evaluate_images_separates_real_images_from_blank_ones(bars, monkeypatch):
+    from wgan.metrics.image import evaluate_images
+
+    monkeypatch.setenv("WGAN_CACHE", str(bars["cache"]))
+    data = load_data(resolve({"data": bars["spec"]}))
+    real = evaluate_images(data.x[:30], data)  # training images against the held-out 30
+    blank = evaluate_images(-torch.ones(30, 1, 28, 28), data)
+    assert real["n_fake"] == 30 and real["n_real"] == 30 and "npz:" in real["feature_space"]
+    assert real["classifier_fd"] < 0.2 * blank["classifier_fd"]
+    assert real["classes_covered"] == 3 and blank["classes_covered"] == 1
+    assert blank["classifier_is"] == pytest.approx(1.0, abs=1e-6)  # identical images: IS 1
+    assert real["recall"] > blank["recall"]
+
+
 def test_unlabelled_folder_uses_another_sets_classifier_and_says_so(bars, tmp_path, monkeypatch, capsys):
     from PIL import Image
 

@@ -97,7 +97,7 @@ def read_idx(path: str | Path, expect_ndim: int | None = None) -> np.ndarray:
 
     Example:
         >>> x = read_idx("mnist/train-images-idx3-ubyte.gz", expect_ndim=3)  # doctest: +SKIP
-        >>> x.shape, x.dtype
+        >>> x.shape, x.dtype  # doctest: +SKIP
         ((60000, 28, 28), dtype('uint8'))
     """
     path = Path(path)

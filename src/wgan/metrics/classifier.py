@@ -61,6 +61,7 @@ class FeatureClassifier(nn.Module):
         self.head = nn.Linear(FEATURE_DIM, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 128-d penultimate activations (after ReLU): (N, C, S, S) -> (N, 128)."""
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,6 +110,7 @@ class TrainedClassifier:
         return x
 
     def describe(self) -> str:
+        """One line naming the training set, the class count and the test accuracy."""
         return (f"classifier trained on {self.trained_on} ({len(self.classes)} classes, test accuracy "
                 f"{100 * self.test_accuracy:.2f}%)")
 

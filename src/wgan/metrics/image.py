@@ -209,8 +209,7 @@ def evaluate_images(x_fake: torch.Tensor, data, classifier=None, n_real: int | N
     real_feats, _ = clf.features_and_probs(x_real.cpu())
     feats, probs = clf.features_and_probs(x_fake.cpu())
     out: dict[str, Any] = compare_features(feats, real_feats)
-    own = data.labels is not None and clf.data_hash and set(clf.classes) <= set(data.labels.unique().tolist())
-    if own:
+    if classifier is None:  # the data set's own classifier: its classes are the data's labels
         lab = data.labels_test if x_real is not data.x else data.labels
         index = {c: i for i, c in enumerate(clf.classes)}
         mapped = torch.tensor([index.get(int(v), -1) for v in lab[: len(x_real)].cpu().tolist()])

@@ -20,6 +20,7 @@ Only this module reads the environment (torchrun's ``RANK``, ``WORLD_SIZE``, ``L
 
 from __future__ import annotations
 
+import inspect
 import os
 from datetime import timedelta
 from itertools import chain
@@ -150,7 +151,8 @@ class TorchComm(Comm):
                                    f"{torch.cuda.device_count()} on this machine")
             torch.cuda.set_device(dev)
             backend = "cpu:gloo,cuda:nccl"  # NCCL for CUDA tensors, gloo for small CPU ones (flags, objects)
-            kwargs["device_id"] = dev
+            if "device_id" in inspect.signature(dist.init_process_group).parameters:  # torch >= 2.3
+                kwargs["device_id"] = dev  # binds the rank to its GPU (barriers, eager NCCL set-up)
         else:
             backend = "gloo"
         self.device = dev

@@ -250,9 +250,13 @@ class Trainer:
         self.rollbacks = int(state.get("rollbacks", 0))
         self._apply_config_hparams()
         ckpt.restore_rng(state["rng"]["global"])
-        loops = state["rng"].get("loop_ranks") or [state["rng"]["loop"]]  # one loop stream per rank
-        if len(loops) == self.comm.world_size:  # the same world size: every rank continues its stream
-            self.rng.set_state(loops[self.comm.rank].to(self.rng.get_state().device))
+        # A checkpoint holds every rank's loop stream ("loop_ranks", gathered at the tick); a state
+        # without it is this process's own (a rollback snapshot) and holds its own stream in "loop".
+        loops = state["rng"].get("loop_ranks")
+        own = state["rng"]["loop"] if loops is None else (
+            loops[self.comm.rank] if len(loops) == self.comm.world_size else None)
+        if own is not None:  # the same world size: every rank continues its own stream
+            self.rng.set_state(own.to(self.rng.get_state().device))
         else:  # another world size: per-rank streams cannot be continued exactly; reseed them
             self.rng.manual_seed(self.config.seed * 1_000_003 + 17 + self.comm.rank + 7919 * self.step)
         self.comm.broadcast_module(self.generator)
