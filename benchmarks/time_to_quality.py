@@ -73,7 +73,7 @@ def reached(history: list[dict[str, Any]], target_hq: float, window: int = 5) ->
 
 
 def run_one(data: str, name: str, overrides: dict[str, Any], budget_s: float, tick_every: int, seed: int,
-            after_s: float, threads: int, budget_clock: str = "cpu") -> dict[str, Any]:
+            after_s: float, threads: int, budget_clock: str = "cpu", progress_every: int = 10) -> dict[str, Any]:
     """Train one setting for up to ``budget_s`` loop seconds (CPU or wall); the curve and the time to the bar."""
     from wgan.config import resolve
     from wgan.training.trainer import Trainer
@@ -110,6 +110,9 @@ def run_one(data: str, name: str, overrides: dict[str, Any], budget_s: float, ti
                  "modes_total": rec.get("metrics/modes_total"), "hq": rec.get("metrics/high_quality_pct"),
                  "w1": rec.get("metrics/w1")}
         curve.append(point)
+        if progress_every and len(curve) % progress_every == 0:
+            print(f"    step {point['step']}: {point['train_s']:.0f} s ({point['cpu_s']:.0f} CPU s), "
+                  f"modes {point['modes_1pct']}/{point['modes_total']}, HQ {point['hq']:.1f}%", flush=True)
         if hit is None and reached(trainer.history, target):
             hit = dict(point)
             stop_at = (cpu_train if budget_clock == "cpu" else train_s) + after_s
@@ -127,6 +130,44 @@ def run_one(data: str, name: str, overrides: dict[str, Any], budget_s: float, ti
             "steps_per_s": trainer.step / max(curve[-1]["train_s"], 1e-9), "curve": curve}
 
 
+def load_results(pattern: str = "ttq-*.json") -> list[dict[str, Any]]:
+    """Every saved run under benchmarks/results/."""
+    return [json.loads(f.read_text()) for f in sorted(RESULTS.glob(pattern))]
+
+
+def plot(rows: list[dict[str, Any]], out: Path, clock: str = "cpu_s") -> Path:
+    """HQ % against seconds per data set, one line per setting; the bar and where each run met it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datas = [d for d in TARGET_HQ if any(r["data"] == d for r in rows)]
+    fig, axes = plt.subplots(1, len(datas), figsize=(6.2 * len(datas), 4.2), squeeze=False)
+    for ax, data in zip(axes[0], datas):
+        for r in [r for r in rows if r["data"] == data]:
+            xs = [p[clock] for p in r["curve"]]
+            hq = [p["hq"] for p in r["curve"]]
+            line, = ax.plot(xs, hq, lw=1.2, label=r["setting"])
+            all_modes = [x for x, p in zip(xs, r["curve"]) if p["modes_1pct"] == p["modes_total"]]
+            if r["reached"]:
+                ax.plot([r["reached"][clock]], [r["reached"]["hq"]], "o", color=line.get_color(), ms=6)
+            elif all_modes:
+                ax.plot([all_modes[0]], [0], "|", color=line.get_color(), ms=10)
+        ax.axhline(TARGET_HQ[data], color="k", ls="--", lw=0.8)
+        ax.set_title(f"{data}: high-quality samples (bar {TARGET_HQ[data]:.0f}%, every mode >= 1%)")
+        ax.set_xlabel("training seconds (" + ("CPU, one thread" if clock == "cpu_s" else "wall clock") + ")")
+        ax.set_ylabel("% of samples within 3 std of a centre")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.time_to_quality", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="ring8,grid25", help="comma-separated: ring8, grid25")
@@ -141,10 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--list", action="store_true", help="print the settings and exit")
+    p.add_argument("--plot", metavar="PNG", help="plot the saved runs (benchmarks/results/ttq-*.json) and exit")
     args = p.parse_args(argv)
     if args.list:
         for k, v in SETTINGS.items():
             print(f"{k:18s} {v}")
+        return 0
+    if args.plot:
+        print(plot(load_results(), Path(args.plot)))
         return 0
     datas = [d for d in args.data.split(",") if d]
     names = [s for s in args.settings.split(",") if s]

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from wgan.cli import main
-from wgan.compare import CALIBRATION_STEPS, CompareResult, RunResult, _train_for_seconds, compare
+from wgan.compare import (CALIBRATION_STEPS, CompareResult, RunResult, _train_for_seconds, compare, load_compare,
+                           w_estimate_correlation)
 from wgan.variants import VARIANTS, Variant
 
 OVERRIDES = {"data_std": 0.5, "eval_samples": 500}  # wide modes: non-trivial metrics after 20 steps; fast W1
@@ -99,6 +100,10 @@ def test_tiny_compare_writes_everything_and_records_the_failure(tmp_path, explod
     assert float(rows["wgan-gp"]["grad_norm_mean_mean"]) > 0
     assert float(rows["sngan"]["lipschitz_empirical_mean"]) > 0
 
+    # the folder alone is enough to render the same table again (no training)
+    again = load_compare(out)
+    assert again.markdown() == result.markdown() and again.csv() == result.csv()
+
 
 def test_unknown_variant_and_bad_budget_are_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="unknown variant"):
@@ -123,6 +128,15 @@ def test_mean_and_sample_std_over_seeds_skip_failed_runs():
     assert (mean, n) == (7.0, 3) and std == pytest.approx(1.0)  # sample std of 6, 7, 8
     assert row["runs"] == "3/4" and row["failed"] == [(3, "boom")]
     assert "| 7.0 ± 1.0 |" in result.markdown()
+
+
+def test_w_estimate_correlation_leaves_out_the_first_evaluation():
+    # a critic that tracks W1 exactly, except at the first evaluation (untrained: gap 0 while W1 is largest)
+    w1 = [2.0, 1.5, 1.0, 0.8, 0.6]
+    history = [{"step": i, "critic/gap": 0.0 if i == 0 else 3 * w, "metrics/w1": w} for i, w in enumerate(w1)]
+    assert w_estimate_correlation(history) == pytest.approx(1.0)
+    assert math.isnan(w_estimate_correlation(history[:3]))  # too few points after the first
+    assert math.isnan(w_estimate_correlation([{"critic/gap": 1.0} for _ in range(6)]))  # no exact W1
 
 
 class FakeTrainer:
@@ -155,6 +169,10 @@ def test_cli_compare_tiny_and_its_errors(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| sngan | hinge + sn | 1 | 1/1 | 4 |" in printed
     assert (out / "table.md").is_file() and (out / "compare.png").is_file()
+    (out / "table.md").unlink()
+    assert main(["compare", "--rebuild", str(out)]) == 0
+    assert "| sngan | hinge + sn | 1 | 1/1 | 4 |" in (out / "table.md").read_text()
+    capsys.readouterr()
     for argv, expected in [
         (["--variants", "gan,wgan-typo"], "--variants must be"),
         (["--steps", "0"], "--steps must be >= 1"),
@@ -163,6 +181,7 @@ def test_cli_compare_tiny_and_its_errors(tmp_path, capsys):
         (["--out", str(out)], "not an empty folder"),
         (["--data", "ring9"], "--data must be one of"),
         (["--gp-weight", "-1"], "--gp-weight must be >= 0"),
+        (["--rebuild", str(tmp_path)], "no results.json"),
     ]:
         assert main(["compare", *argv]) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()

@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   wgan compare --data ring8 --seeds 3                     # the four variants, 60 s of training per run
   wgan compare --data grid25 --variants wgan-gp,sngan --steps 5000 --out runs/grid-gp-sn
   wgan compare --data ring8 --seeds 1 --seconds 10 --batch-size 128   # any training flag applies to every run
+  wgan compare --rebuild runs/compare-00001-ring8         # re-render the files of an earlier comparison
 """
 
 _SET_HERE = ("variant", "data", "seed", "steps", "out", "tick_every_steps")
@@ -42,6 +43,8 @@ def add_parser(sub) -> None:
     p.add_argument("--ticks", type=int, default=DEFAULT_TICKS,
                    help=f"evaluations per run: points of the W-estimate curves (default {DEFAULT_TICKS})")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/compare-NNNNN-DATA); must be new or empty")
+    p.add_argument("--rebuild", metavar="DIR",
+                   help="re-render the table, CSV, figure and report of an earlier comparison in DIR (no training)")
     add_config_flags(p, skip=_SET_HERE)
     p.set_defaults(run=run)
 
@@ -68,11 +71,26 @@ def _default_out(data: str) -> Path:
     return root / f"compare-{max(nums, default=0) + 1:05d}-{data.split(':', 1)[0]}"
 
 
+def _rebuild(folder: str) -> int:
+    from wgan.compare import load_compare, write_outputs
+
+    if not (Path(folder) / "results.json").is_file():
+        raise UsageError(f"--rebuild {folder!r}: no results.json there; is it a wgan compare folder?")
+    result = load_compare(folder)
+    write_outputs(result)
+    print(result.markdown())
+    print(f"rewrote {Path(folder) / 'table.md'}, table.csv, runs.csv, compare.png, report.html")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from wgan.cli.train import config_overrides
     from wgan.compare import DEFAULT_SECONDS, compare
     from wgan.config import resolve
     from wgan.variants import VARIANTS
+
+    if args.rebuild:
+        return _rebuild(args.rebuild)
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]

@@ -17,8 +17,10 @@ with an ordinary (first-order) backward gives exactly the parameter gradients th
 double backward gives for :math:`\nabla_\theta P(\nabla_x f)` — without building the graph of
 the first backward. Biases do not appear in the gradient; they only choose the piece.
 
-This is the biggest measured saving of the training step on a CPU (see ``docs/performance.md``):
-the penalty's backward becomes a plain backward through :math:`L` matrix products.
+On a CPU this is the biggest single saving of the WGAN-GP step for MLP critics (see
+``docs/performance.md``): the penalty needs no graph of a backward pass, and its backward is a
+plain one through :math:`L` matrix products. For convolutions the arithmetic is the same as
+autograd's double backward; what is saved is its overhead.
 
 Example:
     >>> net = nn.Sequential(nn.Linear(2, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
@@ -118,7 +120,8 @@ def _pieces(layers: list[nn.Module], x: torch.Tensor) -> tuple[list, tuple[int, 
     for i, m in enumerate(layers):
         if isinstance(m, _ACTIVATIONS):
             tape.append(h)
-            h = F.leaky_relu(h, _slope(m))  # never in place: h may be the caller's x
+            slope = _slope(m)  # never in place: h may be the caller's x
+            h = F.relu(h) if slope == 0.0 else F.leaky_relu(h, slope)
         else:
             tape.append(tuple(h.shape))
             if i > last_act and isinstance(m, nn.Linear):
