@@ -110,6 +110,7 @@ class RunResult:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, without the history and samples (they live in the run's folder)."""
         return {"variant": self.variant, "seed": self.seed, "ok": self.ok, "error": self.error, "steps": self.steps,
                 "train_seconds": self.train_seconds, "step_ms": self.step_ms, "final": self.final,
                 "verdict": self.verdict, "run_dir": self.run_dir}
@@ -140,10 +141,12 @@ class CompareResult:
     modes_total: int | None = None
 
     def runs_of(self, variant: str) -> list[RunResult]:
+        """The runs of one variant, in seed order."""
         return [r for r in self.runs if r.variant == variant]
 
     @property
     def toy(self) -> bool:
+        """True when the runs report the toy protocol (modes, exact W1)."""
         return any("metrics/w1" in r.final or "metrics/modes" in r.final for r in self.runs)
 
     def metric_columns(self) -> list[tuple[str, str, str]]:
@@ -158,6 +161,7 @@ class CompareResult:
         return [(k, k.split("/", 1)[1].replace("_", " "), "{:.4g}") for k in keys]
 
     def columns(self) -> list[tuple[str, str, str]]:
+        """``(key, title, format)`` of every numeric column, in table order."""
         return ([("steps", "generator steps", "{:.0f}"), ("step_ms", "ms / generator step", "{:.2f}")]
                 + self.metric_columns() + list(_DIAG_COLUMNS))
 
@@ -211,6 +215,7 @@ class CompareResult:
         return "\n".join(lines) + "\n" + "\n".join(notes) + "\n"
 
     def describe_setup(self) -> str:
+        """The paragraph under the table: data, seeds, budget, evaluations and what the columns mean."""
         ticks = self.budget.get("ticks", DEFAULT_TICKS)
         if self.budget.get("steps"):
             budget = f"{self.budget['steps']} generator steps"
@@ -266,6 +271,7 @@ class CompareResult:
         return buf.getvalue()
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the set-up and every run (``results.json``; :func:`load_compare` reads it back)."""
         return {"data": self.data, "variants": self.variants, "seeds": self.seeds, "budget": self.budget,
                 "w1_floor": self.w1_floor, "setup": self.setup, "runs": [r.to_dict() for r in self.runs]}
 

@@ -139,6 +139,7 @@ def read_text(path: Path, name: str) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def read_npy(path: Path, name: str) -> np.ndarray:
+    """A numeric ``.npy`` array as (n, d) float64 rows; one-line UsageError for anything else."""
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
