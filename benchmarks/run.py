@@ -110,17 +110,20 @@ def _mnist_preset_missing() -> str | None:
 def _paper_mnist_overrides() -> dict[str, Any]:
     """The WGAN-GP paper's MNIST model (gan_mnist.py) as the ``wgan-gp-mnist`` preset: DIM 64, z 128, batch 50,
     lambda 10, Adam 1e-4 (0.5, 0.9), n_critic 5; on MNIST, or on synthetic 28x28 images when it is absent."""
-    return {"data": _mnist_spec() or _register_synthetic(), "preset": "wgan-gp-mnist", "variant": "wgan-gp"}
+    return {"data": _mnist_spec() or _register_synthetic(), "preset": "wgan-gp-mnist", "variant": "wgan-gp",
+            "ema_decay": 0.0}  # the plain loop keeps no EMA: the same algorithm in both arms
 
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("toy-2x128", "source texts' toy MLP 2x128, batch 256",
              {"data": "ring8", "preset": "toy", "variant": "wgan-gp", "g_width": 128, "g_depth": 2, "c_width": 128,
-              "c_depth": 2, "activation": "leaky_relu", "batch_size": 256, "z_dim": 2, "gp_weight": 10.0},
+              "c_depth": 2, "activation": "leaky_relu", "batch_size": 256, "z_dim": 2, "gp_weight": 10.0,
+              "lr_g": 1e-4, "lr_c": 1e-4, "ema_decay": 0.0},
              window_s=2.0, notes=["LeakyReLU(0.2) critic as the source texts (the generator too: one "
                                   "activation setting)"]),
     Workload("toy-3x512", "WGAN-GP paper's toy MLP 3x512, batch 256",
-             {"data": "ring8", "preset": "paper-toy", "variant": "wgan-gp"}, window_s=3.0),
+             {"data": "ring8", "preset": "paper-toy", "variant": "wgan-gp", "lr_g": 1e-4, "lr_c": 1e-4,
+              "ema_decay": 0.0}, window_s=3.0),
     Workload("mnist-conv", "WGAN-GP paper's MNIST conv model, batch 50", {}, window_s=8.0, needs=_conv_missing),
     Workload("mnist-preset", "the `mnist` preset", {}, window_s=8.0, needs=_mnist_preset_missing),
 ]}
@@ -130,7 +133,7 @@ def workload_overrides(wl: Workload) -> dict[str, Any]:
     if wl.name == "mnist-conv":
         return _paper_mnist_overrides()
     if wl.name == "mnist-preset":
-        return {"data": _mnist_spec(), "preset": "mnist"}
+        return {"data": _mnist_spec(), "preset": "mnist", "ema_decay": 0.0}
     return dict(wl.overrides)
 
 

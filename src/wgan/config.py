@@ -128,7 +128,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # README for an hour of it (docs/mnist_hour.md). 1000 evaluation samples keep a tick to seconds.
     "mnist": {
         "common": {"arch": "conv", "z_dim": 128, "g_width": 32, "c_width": 32, "critic_norm": "none",
-                   "batch_size": 50, "steps": 3500, "tick_every_steps": 250, "eval_samples": 1000},
+                   "batch_size": 50, "steps": 4000, "tick_every_steps": 250, "eval_samples": 1000},
     },
 }
 
