@@ -707,6 +707,16 @@ def format_summary(summary: dict[str, Any], history: list[dict[str, Any]] | None
     if "metrics/w1" in summary:
         lines.append(f"  exact W1 to data   {summary['metrics/w1']:.4f}  (floor, data vs data: "
                      f"{summary['metrics/w1_floor']:.4f})")
+    if summary.get("metrics/classifier_fd") is not None:
+        lines.append(f"  classifier FD      {summary['metrics/classifier_fd']:.2f}  (floor, real vs real: "
+                     f"{summary.get('metrics/classifier_fd_floor') or float('nan'):.2f}; classifier features, "
+                     f"not Inception FID; {summary.get('metrics/n_fake')} generated images)")
+    if summary.get("metrics/classifier_is") is not None:
+        lines.append(f"  classifier IS      {summary['metrics/classifier_is']:.2f}  (real test images: "
+                     f"{summary.get('metrics/classifier_is_real') or float('nan'):.2f})")
+    if "metrics/classes_covered" in summary:
+        lines.append(f"  classes covered    {summary['metrics/classes_covered']} of "
+                     f"{summary['metrics/classes_total']}  (class KL to the data {summary['metrics/class_kl']:.3f})")
     if "critic/gap" in summary:
         objective = get_objective(get_variant(summary["variant"]).objective)
         meaning = ("the critic's W1 estimate, last tick" if objective.wasserstein_gap
