@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from wgan.cli import main
 from wgan.compare import (CALIBRATION_STEPS, CompareResult, RunResult, _train_for_seconds, compare, load_compare,
@@ -22,14 +21,6 @@ from wgan.compare import (CALIBRATION_STEPS, CompareResult, RunResult, _train_fo
 from wgan.variants import VARIANTS, Variant
 
 OVERRIDES = {"data_std": 0.5, "eval_samples": 500}  # wide modes: non-trivial metrics after 20 steps; fast W1
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture

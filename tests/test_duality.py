@@ -12,18 +12,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from wgan.cli import main
 from wgan.duality import demo_samples, duality_check
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -152,10 +152,7 @@ def penalty_png(steps, penalty=None, grad_norm_mean=None, grad_norm_min=None, gr
                              label="min .. max")
     if lipschitz_empirical is not None and len(lipschitz_empirical[0]):
         ax2.plot(*lipschitz_empirical, "-", c="k", lw=1, label="empirical Lipschitz constant")
-    ax2.axhspan(0.9, 1.1, color="tab:green", alpha=0.15, label="|n - 1| < 0.1 excellent")
-    ax2.axhspan(0.7, 0.9, color="gold", alpha=0.15, label="< 0.3 acceptable")
-    ax2.axhspan(1.1, 1.3, color="gold", alpha=0.15)
-    ax2.axhline(1.0, c="tab:green", lw=1)
+    _norm_bands(ax2.axhspan, ax2.axhline, alpha=0.15, labels=True)
     ax2.set_yscale("log")
     _plain_log_ticks(ax2.yaxis)
     ax2.set_xlabel("generator step")
@@ -164,6 +161,14 @@ def penalty_png(steps, penalty=None, grad_norm_mean=None, grad_norm_min=None, gr
     ax2.legend(fontsize=7)
     fig.tight_layout()
     return fig_to_png(fig)
+
+
+def _norm_bands(span, line, alpha: float, labels: bool) -> None:
+    """Shade the source's gradient-norm bands: |n - 1| < 0.1 excellent, < 0.3 acceptable; mark 1."""
+    span(0.9, 1.1, color="tab:green", alpha=alpha, label="|n - 1| < 0.1 excellent" if labels else None)
+    span(0.7, 0.9, color="gold", alpha=alpha, label="< 0.3 acceptable" if labels else None)
+    span(1.1, 1.3, color="gold", alpha=alpha)
+    line(1.0, c="tab:green", lw=1.2, label=None if labels else "target 1")
 
 
 def grad_norm_hist_png(edges: Sequence[float], counts_last: Sequence[int], counts_first: Sequence[int] | None = None,
@@ -192,10 +197,7 @@ def grad_norm_hist_png(edges: Sequence[float], counts_last: Sequence[int], count
     if counts_first is not None:
         draw(counts_first, f"first tick (step {step_first})", "0.6", 0.5)
     draw(counts_last, f"last tick (step {step_last})", C_GAP, 0.65)
-    ax.axvspan(0.9, 1.1, color="tab:green", alpha=0.15)
-    ax.axvspan(0.7, 0.9, color="gold", alpha=0.2)
-    ax.axvspan(1.1, 1.3, color="gold", alpha=0.2)
-    ax.axvline(1.0, c="tab:green", lw=1.2, label="target 1")
+    _norm_bands(ax.axvspan, ax.axvline, alpha=0.2, labels=False)
     ax.set_xscale("log")
     nz = [np.nonzero(np.asarray(c)[1:-1])[0] for c in (counts_last, counts_first) if c is not None]
     nz = np.concatenate(nz) if nz else np.array([], dtype=int)
