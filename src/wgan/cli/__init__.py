@@ -31,14 +31,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from wgan.config import ConfigError
     from wgan.training.checkpoint import CheckpointError
 
-    errors: list[type[BaseException]] = [UsageError, ConfigError, CheckpointError, FileNotFoundError]
-    try:
-        from wgan.data.images import DataError
-
-        errors.append(DataError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    # wgan.data.images.DataError is a ConfigError
+    return (UsageError, ConfigError, CheckpointError, FileNotFoundError)
 
 
 def build_parser() -> argparse.ArgumentParser:

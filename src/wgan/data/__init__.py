@@ -69,11 +69,7 @@ def register_prefix(prefix: str):
 
 
 def _import_readers() -> None:
-    from wgan.data import toy  # noqa: F401
-    try:
-        from wgan.data import images  # noqa: F401
-    except ImportError:  # pragma: no cover - images.py not present in a stripped build
-        pass
+    from wgan.data import images, toy  # noqa: F401  (they register themselves)
 
 
 def is_toy(spec: str) -> bool:

@@ -146,7 +146,6 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
         self.device = self.comm.resolve_device(pick_device(config.device))  # cuda -> cuda:LOCAL_RANK
-        self.arch = None
         if config.threads:
             torch.set_num_threads(config.threads)
 
