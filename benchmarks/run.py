@@ -228,11 +228,12 @@ def _plain_data(trainer_data, n_toy: int = 100_000) -> torch.Tensor:
     return trainer_data.sample(n_toy, torch.Generator().manual_seed(1234))  # a fixed data set, as tutorials
 
 
-def build_trainer(wl: Workload):
+def build_trainer(wl: Workload, **overrides):
+    from wgan.config import resolve
     from wgan.training.trainer import Trainer
 
     threads = torch.get_num_threads()
-    trainer = Trainer(_config(wl))
+    trainer = Trainer(resolve({**workload_overrides(wl), **overrides}))
     trainer_threads = torch.get_num_threads()  # the trainer's own choice (config.threads or its default)
     torch.set_num_threads(threads)
     return trainer, trainer_threads
@@ -448,7 +449,7 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
-ARMS = ("plain", "wgan", "plain-1t", "wgan-1t")
+ARMS = ("plain", "wgan", "plain-1t", "wgan-1t", "wgan-general")
 
 
 def summarise(name: str, wl: Workload, windows, threads, flops, peak2, mem, same) -> dict[str, Any]:
@@ -471,6 +472,8 @@ def summarise(name: str, wl: Workload, windows, threads, flops, peak2, mem, same
         if one is not None:
             out["wgan_1t_steps_per_s"] = one
             out["ratio_1t"] = one / out["plain-1t_steps_per_s"]
+    if "wgan-general_steps_per_s" in out:
+        out["ratio_general"] = out["wgan-general_steps_per_s"] / out["plain_steps_per_s"]
     fc = [w["foreign_cores"] for w in windows if w["foreign_cores"] is not None]
     out["foreign_cores_mean"] = sum(fc) / len(fc) if fc else None
     out["foreign_cores_max"] = max(fc) if fc else None
@@ -502,6 +505,11 @@ def table(rows: list[dict[str, Any]], peak2: float) -> str:
             f"| {one} | {r['plain_gflops']:.1f} / {r['wgan_gflops']:.1f} "
             f"({100 * r['plain_gflops'] / peak2:.0f}% / {100 * r['wgan_gflops'] / peak2:.0f}%) "
             f"| {mem_s} | {same_s} | {fc} |")
+    notes = [f"- {r['label']}: wgan with `--fast-penalty false` (autograd's double backward, everything else "
+             f"the same) {r['wgan-general_steps_per_s']:.2f} steps/s, {r['ratio_general']:.2f}x the plain loop"
+             for r in rows if "ratio_general" in r]
+    if notes:
+        lines += ["", "Without the written-out input gradient and backward:", *notes]
     return "\n".join(lines)
 
 
@@ -513,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=float, default=None, help="seconds per window (default: per workload)")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per arm (default: one window)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    p.add_argument("--no-ablation", dest="ablation", action="store_false",
+                   help="skip the toy workloads' extra arm: wgan with --fast-penalty false (autograd's double "
+                        "backward), which shows what the written-out gradient and backward add")
     p.add_argument("--no-one-thread", action="store_true",
                    help="skip the third arm: the plain loop limited to one thread (as wgan's small models)")
     p.add_argument("--probe", nargs=2, metavar=("WORKLOAD", "ARM"), help=argparse.SUPPRESS)
@@ -551,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
             arms["plain-1t"], threads["plain-1t"] = build_plain_from(trainer), 1
             if trainer_threads > 1:
                 arms["wgan-1t"], threads["wgan-1t"] = TrainerArm(build_trainer(wl)[0]), 1
+        if args.ablation and trainer.data.kind == "toy":  # wgan without the written-out gradient and backward
+            arms["wgan-general"] = TrainerArm(build_trainer(wl, fast_penalty=False)[0])
+            threads["wgan-general"] = trainer_threads
         c = trainer.config
         print(f"  data {c.data}, batch {c.batch_size}, n_critic {c.n_critic}, gp {c.gp_weight}, threads {threads}",
               flush=True)

@@ -240,16 +240,111 @@ def test_trainer_critic_step_equals_the_plain_critic_step(arch, seed):
         torch.testing.assert_close(a.grad, b.grad, **TOL, msg=lambda m: f"{name}: {m}")
 
 
-def test_trainer_uses_the_written_out_gradient(monkeypatch, tiny):
+def test_trainer_uses_the_written_out_backward(monkeypatch, tiny):
     from wgan.config import resolve
     from wgan.training.trainer import Trainer
 
     trainer = Trainer(resolve({**tiny, "variant": "wgan-gp", "steps": 1, "tick_every_steps": 1}))
     calls = []
-    original = type(trainer.critic).input_gradient
-    monkeypatch.setattr(type(trainer.critic), "input_gradient",
-                        lambda self, x: calls.append(len(x)) or original(self, x))
+    original = fastgrad.penalised_loss_backward
+    monkeypatch.setattr(fastgrad, "penalised_loss_backward",
+                        lambda net, x_real, *a, **k: calls.append(len(x_real)) or original(net, x_real, *a, **k))
     trainer._one_generator_step()
     assert calls == [trainer.config.batch_size] * trainer.config.n_critic
     # and the general path is still there for critics that do not offer one
     assert input_gradient(nn.Sequential(nn.Linear(2, 1)), torch.randn(3, 2)).shape == (3, 2)
+    assert GradientPenalty(1.0).penalised_backward(nn.Sequential(nn.Linear(2, 1)), None, None, None, None) is None
+
+
+# --------------------------------------------------------------------------- the written-out backward
+def _scalar_nets():
+    """The sequential nets with one output per sample (a critic's shape)."""
+    nets = {k: v for k, v in sequential_nets().items() if k not in ("mlp-several-outputs", "mlp-ends-with-activation",
+                                                                     "conv-groups-dilation-same")}
+    nets["conv-groups-dilation-same-linear"] = (
+        nn.Sequential(nn.Conv2d(2, 4, 3, padding="same", dilation=2, groups=2), nn.LeakyReLU(0.2),
+                      nn.Conv2d(4, 3, (3, 2), stride=(2, 1), padding="valid"), nn.ReLU(), nn.Flatten(),
+                      nn.Linear(3 * 4 * 8, 1)), (4, 2, 10, 9))
+    nets["mlp-no-bias-identity"] = (nn.Sequential(nn.Identity(), nn.Linear(3, 8, bias=False), nn.ReLU(),
+                                                  nn.Linear(8, 1, bias=False)), (7, 3))
+    return nets
+
+
+def _reference_backward(net, x_real, x_fake, x_hat, critic_loss, gradient_loss):
+    """autograd: separate forwards, create_graph=True, one backward of the sum."""
+    s_real, s_fake = net(x_real).reshape(-1), net(x_fake).reshape(-1)
+    loss = critic_loss(s_real, s_fake)
+    x_hat = x_hat.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(net(x_hat).sum(), x_hat, create_graph=True)
+    term, aux = gradient_loss(g)
+    (loss + term).backward()
+    return loss.detach(), s_real.detach(), s_fake.detach(), term.detach(), aux.detach()
+
+
+OBJECTIVES = ["wasserstein", "hinge", "minimax"]
+
+
+@pytest.mark.parametrize("name", list(_scalar_nets()))
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_written_out_backward_equals_autograd(name, objective, seed):
+    from wgan.lipschitz.gradient_penalty import penalty_of_gradient
+
+    net, shape = _scalar_nets()[name]
+    net = net.to(F64)
+    x_real, x_fake, x_hat = (torch.randn(*shape, dtype=F64) for _ in range(3))
+    critic_loss = get_objective(objective).critic_loss
+
+    def gradient_loss(g):
+        pen, norms = penalty_of_gradient(g)
+        return 10.0 * pen, norms
+
+    reference = copy.deepcopy(net)
+    expected = _reference_backward(reference, x_real, x_fake, x_hat, critic_loss, gradient_loss)
+    got = fastgrad.penalised_loss_backward(net, x_real, x_fake, x_hat, critic_loss, gradient_loss)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, **TOL)
+    for (pname, a), b in zip(net.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, **TOL, msg=lambda m: f"{pname}: {m}")
+
+
+def test_written_out_backward_accumulates_like_backward(seed):
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1)).to(F64)
+    x = torch.randn(5, 2, dtype=F64)
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    fastgrad.penalised_loss_backward(net, x, x + 1, x + 0.5, lambda r, f: f.mean() - r.mean(),
+                                     lambda g: ((g ** 2).sum(), None))
+    first = [p.grad.clone() - 1 for p in net.parameters()]
+    for p in net.parameters():
+        p.grad = None
+    fastgrad.penalised_loss_backward(net, x, x + 1, x + 0.5, lambda r, f: f.mean() - r.mean(),
+                                     lambda g: ((g ** 2).sum(), None))
+    for a, p in zip(first, net.parameters()):
+        torch.testing.assert_close(a, p.grad, **TOL)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+@pytest.mark.parametrize("one_sided", [False, True])
+def test_critic_step_fast_and_general_paths_agree(arch, one_sided, seed):
+    """critic_step with the written-out backward against fast_penalty off (autograd's double
+    backward, separate nothing else): statistics and every gradient, lazy gain included."""
+    if arch == "mlp":
+        generator, critic, n = MLPGenerator(2, (2,), 16, 2), MLPCritic(2, 32, 3, "relu"), 24
+        x_real, z = torch.randn(n, 2, dtype=F64), torch.randn(n, 2, dtype=F64)
+    else:
+        generator, critic, n = ConvGenerator(8, 3, 32, width=4), ConvCritic(3, 32, width=4), 4
+        x_real, z = torch.rand(n, 3, 32, 32, dtype=F64) * 2 - 1, torch.randn(n, 8, dtype=F64)
+    generator, critic = generator.to(F64).eval(), critic.to(F64)
+    results = []
+    for fast in (True, False):
+        c = copy.deepcopy(critic)
+        stats = critic_step(c, generator, torch.optim.SGD(c.parameters(), lr=0.0), get_objective("wasserstein"),
+                            GradientPenalty(3.0, one_sided=one_sided, interval=2, fast=fast), Comm(), x_real, z,
+                            torch.Generator().manual_seed(11))
+        results.append((stats, [p.grad for p in c.parameters()]))
+    (s_fast, g_fast), (s_slow, g_slow) = results
+    assert s_fast.keys() == s_slow.keys()
+    for k in s_fast:
+        torch.testing.assert_close(s_fast[k], s_slow[k], **TOL, msg=lambda m: f"{k}: {m}")
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b, **TOL)

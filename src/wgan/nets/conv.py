@@ -189,3 +189,11 @@ class ConvCritic(nn.Module):
         from wgan.nets import fastgrad
 
         return fastgrad.input_gradient(self.net, x, check=False)
+
+    def penalised_backward(self, x_real, x_fake, x_hat, critic_loss, gradient_loss, **closed_forms):
+        """Critic loss plus a loss on the input gradient at ``x_hat``, parameter gradients accumulated with
+        no autograd graph (:func:`wgan.nets.fastgrad.penalised_loss_backward`); when :meth:`has_input_gradient`."""
+        from wgan.nets import fastgrad
+
+        return fastgrad.penalised_loss_backward(self.net, x_real, x_fake, x_hat, critic_loss, gradient_loss,
+                                                **closed_forms)

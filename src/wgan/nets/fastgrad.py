@@ -105,29 +105,55 @@ def _slope(m: nn.Module) -> float:
     return float(m.negative_slope) if isinstance(m, nn.LeakyReLU) else 0.0
 
 
+def _activation_forward(m: nn.Module, h: torch.Tensor, owned: bool) -> tuple[torch.Tensor, tuple]:
+    """The activation without a graph, and the record its backward needs: ``(tensor, is_result)``.
+
+    In place when ``h`` is a fresh output of an affine layer (``owned``; never the caller's input):
+    one memory pass instead of two, and the result carries the same pieces (result > 0 iff input > 0
+    for ReLU and a non-negative slope).
+    """
+    slope = _slope(m)
+    if owned and slope >= 0.0:
+        out = h.relu_() if slope == 0.0 else F.leaky_relu_(h, slope)
+        return out, (out, True)
+    return (F.relu(h) if slope == 0.0 else F.leaky_relu(h, slope)), (h, False)
+
+
+def _activation_backward(m: nn.Module, d: torch.Tensor, rec: tuple) -> torch.Tensor:
+    """d * sigma'(a) from the record of :func:`_activation_forward`: the activation's own backward
+    kernel, as autograd's (``torch.where`` and a bool mask are several times slower here)."""
+    t, is_result = rec
+    slope = _slope(m)
+    if slope == 0.0:
+        return torch.ops.aten.threshold_backward(d, t, 0.0)  # zero where t <= 0: input or result alike
+    return torch.ops.aten.leaky_relu_backward(d, t, slope, is_result)
+
+
 @torch.no_grad()
 def _pieces(layers: list[nn.Module], x: torch.Tensor) -> tuple[list, tuple[int, ...]]:
     """Forward without a graph, recording per layer what the backward chain needs.
 
-    Activation: its input :math:`a` (its slope there is 1 where a > 0, else the negative slope);
-    any other layer: its input's shape. Returns the records and the output shape. Layers after the
-    last activation are affine with constant slopes: only shapes are tracked there (a final Linear
-    is not computed).
+    Activation: ``(tensor, is_result)`` from :func:`_activation_forward`, which fixes its slope
+    (1 where the input is > 0, else the negative slope); any other layer: its input's shape. Returns
+    the records and the output shape. Layers after the last activation are affine with constant
+    slopes: only shapes are tracked there (a final Linear is not computed).
     """
     tape: list = []
     h = x
+    owned = False  # h is a fresh output of an affine layer (or a view of one)
     last_act = max((i for i, m in enumerate(layers) if isinstance(m, _ACTIVATIONS)), default=-1)
     for i, m in enumerate(layers):
         if isinstance(m, _ACTIVATIONS):
-            tape.append(h)
-            slope = _slope(m)  # never in place: h may be the caller's x
-            h = F.relu(h) if slope == 0.0 else F.leaky_relu(h, slope)
+            h, rec = _activation_forward(m, h, owned)
+            tape.append(rec)
+            owned = False
         else:
             tape.append(tuple(h.shape))
             if i > last_act and isinstance(m, nn.Linear):
                 h = h.new_empty(h.shape[:-1] + (m.out_features,))  # only its shape is needed
             else:
                 h = m(h)
+            owned = owned if isinstance(m, _SHAPES) else True
     return tape, tuple(h.shape)
 
 
@@ -160,11 +186,7 @@ def _chain(layers: list[nn.Module], tape: list, out_shape: tuple[int, ...], dtyp
         elif isinstance(m, nn.Conv2d):
             g = _conv_transpose(g, m, rec[-2:])
         elif isinstance(m, _ACTIVATIONS):
-            # g * sigma'(a) as one fused op: the activation's own backward kernel, whose derivative
-            # with respect to g is itself (torch.where and a bool mask are several times slower)
-            slope = _slope(m)
-            g = (torch.ops.aten.threshold_backward(g, rec, 0.0) if slope == 0.0
-                 else torch.ops.aten.leaky_relu_backward(g, rec, slope, False))
+            g = _activation_backward(m, g, rec)  # linear in g: its derivative is itself
         elif isinstance(m, (nn.Flatten, nn.Unflatten)):
             g = g.reshape(rec)
         # Identity: nothing
@@ -203,3 +225,200 @@ def input_gradient(net: nn.Module, x: torch.Tensor, check: bool = True) -> torch
     layers = _layers(net)
     tape, out_shape = _pieces(layers, x.detach())
     return _chain(layers, tape, out_shape, x.dtype, x.device).reshape(x.shape)
+
+
+# ------------------------------------------------------------------------------------------------
+# The whole penalised critic loss with its parameter gradients, written out (no autograd graph of
+# the network at all): one forward over real and fake, the pieces at the interpolates, the chain,
+# and the backward of both, each a handful of matrix products or convolutions.
+
+_aten = torch.ops.aten
+
+
+def _accumulate(grads: dict, p: torch.Tensor, g: torch.Tensor) -> None:
+    if p in grads:
+        grads[p].add_(g)
+    else:
+        grads[p] = g
+
+
+def _conv_backward(d: torch.Tensor, inp: torch.Tensor, conv: nn.Conv2d, need_input: bool,
+                   transposed: bool = False, output_padding=(0, 0)):
+    """aten.convolution_backward for ``conv`` (transposed: its adjoint, the chain's op)."""
+    bias = conv.bias is not None and not transposed
+    return _aten.convolution_backward(
+        d, inp, conv.weight, [conv.out_channels] if bias else None, list(conv.stride),
+        list(_conv_padding(conv)), list(conv.dilation), transposed, list(output_padding), conv.groups,
+        [need_input, conv.weight.requires_grad, bias and conv.bias.requires_grad])
+
+
+@torch.no_grad()
+def _chain_saving(layers: list[nn.Module], tape: list, out_shape: tuple[int, ...], dtype, device):
+    """The chain of :func:`_chain` without a graph, keeping what its backward needs per layer.
+
+    Returns ``g`` (the input gradient) and, per layer from the output side, ``(i, value entering the
+    layer's adjoint, extra)`` where extra is the conv's output_padding; a seed Linear keeps ``None``.
+    """
+    g = None
+    saved = []
+    for i in range(len(layers) - 1, -1, -1):
+        m, rec = layers[i], tape[i]
+        if g is None and isinstance(m, nn.Linear):
+            w = m.weight
+            g = (w if w.shape[0] == 1 else w.sum(0, keepdim=True)).expand(rec)
+            saved.append((i, None, None))
+            continue
+        if g is None:
+            g = torch.ones(out_shape, dtype=dtype, device=device)
+        g_in = g
+        extra = None
+        if isinstance(m, nn.Linear):
+            g = g.matmul(m.weight)
+        elif isinstance(m, nn.Conv2d):
+            pad = _conv_padding(m)
+            extra = tuple(rec[-2 + k] - ((g.shape[-2 + k] - 1) * m.stride[k] - 2 * pad[k]
+                                         + m.dilation[k] * (m.kernel_size[k] - 1) + 1) for k in range(2))
+            g = F.conv_transpose2d(g, m.weight, None, m.stride, pad, extra, m.groups, m.dilation)
+        elif isinstance(m, _ACTIVATIONS):
+            g = _activation_backward(m, g, rec)
+        elif isinstance(m, (nn.Flatten, nn.Unflatten)):
+            g = g.reshape(rec)
+        saved.append((i, g_in, extra))
+    return g, saved
+
+
+def penalised_loss_backward(net: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor, x_hat: torch.Tensor,
+                            critic_loss, gradient_loss, *, critic_loss_grad=None,
+                            gradient_loss_grad=None) -> tuple[torch.Tensor, ...]:
+    r"""A critic loss on the scores plus a loss on the input gradient, and its parameter gradients,
+    written out: no autograd graph of ``net`` is built.
+
+    .. math::
+        L = \ell\big(f(x_{real}), f(x_{fake})\big) + P\big(\nabla_x f(\hat x)\big)
+
+    The scores come from one forward over the real and fake batches together; :math:`\nabla_x
+    f(\hat x)` is :func:`input_gradient`'s product. Autograd differentiates only the two small
+    outer functions — :math:`\ell` with respect to the scores and :math:`P` with respect to the
+    gradient — and the rest is back-propagated here by hand: per layer one matrix product (or
+    convolution) for the weight and one for the layer's input, for the forward and for the chain.
+    The parameter gradients equal ``L.backward()``'s through autograd's double backward
+    (``tests/test_fastgrad.py``); they are accumulated into ``.grad`` as ``backward()`` would.
+
+    Args:
+        net: a Sequential for which :func:`supports` is True, with one output per sample.
+        x_real, x_fake: (N, ...) batches as ``net`` takes them.
+        x_hat: (M, ...) the points of the gradient term.
+        critic_loss: ``(score_real, score_fake) -> scalar``, both (N,).
+        gradient_loss: ``g -> (scalar, aux)`` for the input gradient g shaped like ``x_hat``.
+        critic_loss_grad: optional closed form, ``(score_real, score_fake) -> (scalar, d_real, d_fake)``,
+            used instead of autograd on ``critic_loss`` (on this CPU autograd's engine costs about
+            as much as the arithmetic of a small critic step).
+        gradient_loss_grad: optional closed form, ``g -> (scalar, aux, d_g)``, instead of autograd.
+
+    Returns:
+        ``(critic_loss value, score_real, score_fake, gradient_loss value, aux)``, all detached.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+        >>> x = torch.randn(4, 2)
+        >>> def wasserstein(score_real, score_fake):
+        ...     return score_fake.mean() - score_real.mean()
+        >>> def penalty(g):
+        ...     norms = g.norm(dim=1)
+        ...     return 10 * ((norms - 1) ** 2).mean(), norms
+        >>> loss, s_real, s_fake, term, norms = penalised_loss_backward(net, x, x + 1, x + 0.5, wasserstein, penalty)
+        >>> net[0].weight.grad.shape
+        torch.Size([8, 2])
+    """
+    layers = _layers(net)
+    n = len(x_real)
+    with torch.no_grad():
+        x = torch.cat([x_real, x_fake])
+        inputs = []  # per layer: its input (activations: the record of _activation_forward)
+        h, owned = x, False
+        for m in layers:
+            if isinstance(m, _ACTIVATIONS):
+                h, rec = _activation_forward(m, h, owned)
+                inputs.append(rec)
+                owned = False
+            else:
+                inputs.append(h)
+                h = h if isinstance(m, nn.Identity) else m(h)
+                owned = owned if isinstance(m, _SHAPES) else True
+        if h.numel() != len(x):
+            raise ValueError(f"penalised_loss_backward needs one output per sample, got shape {tuple(h.shape)}")
+        out_shape = h.shape
+        scores = h.reshape(len(x))
+    if critic_loss_grad is not None:
+        loss, d_real, d_fake = critic_loss_grad(scores[:n], scores[n:])
+        d_scores = torch.cat([d_real, d_fake])
+    else:
+        with torch.enable_grad():
+            s = scores.detach().requires_grad_(True)
+            loss = critic_loss(s[:n], s[n:])
+            (d_scores,) = torch.autograd.grad(loss, s)
+    tape, g_shape = _pieces(layers, x_hat.detach())
+    g, chain = _chain_saving(layers, tape, g_shape, x_hat.dtype, x_hat.device)
+    if gradient_loss_grad is not None:
+        term, aux, d_g = gradient_loss_grad(g)
+    else:
+        with torch.enable_grad():
+            g_leaf = g.detach().requires_grad_(True)
+            term, aux = gradient_loss(g_leaf)
+            (d_g,) = torch.autograd.grad(term, g_leaf)
+
+    with torch.no_grad():
+        grads: dict = {}
+        first = min(i for i, m in enumerate(layers) if isinstance(m, _AFFINE))  # no input gradient below it
+        # the forward's backward, from the scores down
+        d = d_scores.reshape(out_shape)
+        for i in range(len(layers) - 1, first - 1, -1):
+            m, inp = layers[i], inputs[i]
+            if isinstance(m, nn.Linear):
+                d2 = d.reshape(-1, m.out_features)
+                if m.weight.requires_grad:
+                    _accumulate(grads, m.weight, d2.t().mm(inp.reshape(-1, m.in_features)))
+                if m.bias is not None and m.bias.requires_grad:
+                    _accumulate(grads, m.bias, d2.sum(0))
+                if i > first:  # one output: an outer product, as a broadcast (BLAS is slow at K = 1)
+                    d = d * m.weight if m.out_features == 1 else d.matmul(m.weight)
+            elif isinstance(m, nn.Conv2d):
+                gi, gw, gb = _conv_backward(d, inp, m, need_input=i > first)
+                if gw is not None:
+                    _accumulate(grads, m.weight, gw)
+                if gb is not None:
+                    _accumulate(grads, m.bias, gb)
+                d = gi
+            elif isinstance(m, _ACTIVATIONS):
+                d = _activation_backward(m, d, inp)
+            elif isinstance(m, (nn.Flatten, nn.Unflatten)):
+                d = d.reshape(inp.shape)
+        # the chain's backward, from the input gradient up to the seed
+        d = d_g
+        for i, g_in, extra in reversed(chain):
+            m = layers[i]
+            if g_in is None:  # the seed Linear: g = colsum(W) broadcast over the batch
+                if m.weight.requires_grad:
+                    dw = d.reshape(-1, m.in_features).sum(0, keepdim=True)
+                    _accumulate(grads, m.weight, dw.expand_as(m.weight).clone() if m.out_features > 1 else dw)
+                break
+            if isinstance(m, nn.Linear):
+                if m.weight.requires_grad:
+                    dw2 = g_in.reshape(-1, m.out_features).t().mm(d.reshape(-1, m.in_features))
+                    _accumulate(grads, m.weight, dw2)
+                d = d.matmul(m.weight.t())
+            elif isinstance(m, nn.Conv2d):
+                gi, gw, _ = _conv_backward(d, g_in, m, need_input=True, transposed=True, output_padding=extra)
+                if gw is not None:
+                    _accumulate(grads, m.weight, gw)
+                d = gi
+            elif isinstance(m, _ACTIVATIONS):
+                d = _activation_backward(m, d, tape[i])
+            elif isinstance(m, (nn.Flatten, nn.Unflatten)):
+                d = d.reshape(g_in.shape)
+        for p, gr in grads.items():
+            if p.grad is None:
+                p.grad = gr
+            else:
+                p.grad.add_(gr)
+    return loss.detach(), scores[:n], scores[n:], term.detach(), aux.detach() if torch.is_tensor(aux) else aux

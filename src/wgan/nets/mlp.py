@@ -9,9 +9,11 @@ from torch import nn
 
 from wgan.nets import fastgrad
 
+# ReLU and LeakyReLU in place: they follow a Linear (or a norm) whose output nothing else keeps, and
+# their backward needs only the result; one memory pass instead of two on every forward.
 ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "relu": lambda: nn.ReLU(inplace=True),
+    "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True),
     "tanh": nn.Tanh,
     "elu": nn.ELU,
 }
@@ -77,3 +79,20 @@ class MLPCritic(nn.Module):
         Shape: x (N, ...) -> (N, ...).
         """
         return fastgrad.input_gradient(self.net, x.flatten(1), check=False).view_as(x)
+
+    def penalised_backward(self, x_real, x_fake, x_hat, critic_loss, gradient_loss, **closed_forms):
+        """The critic loss on the scores plus a loss on the input gradient at ``x_hat``, its parameter
+        gradients accumulated with no autograd graph of the network (see
+        :func:`wgan.nets.fastgrad.penalised_loss_backward`). Call only when :meth:`has_input_gradient`."""
+        shape = x_hat.shape  # the gradient terms see it shaped like the input, the net sees it flat
+        closed = dict(closed_forms)
+        if closed.get("gradient_loss_grad") is not None:
+            outer = closed["gradient_loss_grad"]
+
+            def flat_grad(g):
+                value, aux, d_g = outer(g.view(shape))
+                return value, aux, d_g.reshape(g.shape)
+
+            closed["gradient_loss_grad"] = flat_grad
+        return fastgrad.penalised_loss_backward(self.net, x_real.flatten(1), x_fake.flatten(1), x_hat.flatten(1),
+                                                critic_loss, lambda g: gradient_loss(g.view(shape)), **closed)
