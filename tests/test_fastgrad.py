@@ -267,6 +267,9 @@ def _scalar_nets():
                       nn.Linear(3 * 4 * 8, 1)), (4, 2, 10, 9))
     nets["mlp-no-bias-identity"] = (nn.Sequential(nn.Identity(), nn.Linear(3, 8, bias=False), nn.ReLU(),
                                                   nn.Linear(8, 1, bias=False)), (7, 3))
+    nets["dcgan-no-bias"] = (nn.Sequential(nn.Conv2d(3, 4, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+                                           nn.Conv2d(4, 8, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+                                           nn.Conv2d(8, 1, 4, 1, 0, bias=False), nn.Flatten()), (5, 3, 16, 16))
     return nets
 
 

@@ -404,8 +404,11 @@ def penalised_loss_backward(net: nn.Module, x_real: torch.Tensor, x_fake: torch.
                 break
             if isinstance(m, nn.Linear):
                 if m.weight.requires_grad:
-                    dw2 = g_in.reshape(-1, m.out_features).t().mm(d.reshape(-1, m.in_features))
-                    _accumulate(grads, m.weight, dw2)
+                    a, b = g_in.reshape(-1, m.out_features).t(), d.reshape(-1, m.in_features)
+                    if m.weight in grads:  # accumulate in the product itself: no temporary, no extra pass
+                        grads[m.weight].addmm_(a, b)
+                    else:
+                        grads[m.weight] = a.mm(b)
                 d = d.matmul(m.weight.t())
             elif isinstance(m, nn.Conv2d):
                 gi, gw, _ = _conv_backward(d, g_in, m, need_input=True, transposed=True, output_padding=extra)
