@@ -28,7 +28,7 @@ bench: $(STAMP)
 # Seconds of training to every mode and >= 90% (ring8) / 75% (grid25) high-quality samples, per setting;
 # one run at a time, one thread, niced (a shared machine). See docs/performance.md.
 bench-quality: $(STAMP)
-	nice -n 5 $(BIN)/python -m benchmarks.time_to_quality --data ring8,grid25 --settings toy,toy-ema
+	nice -n 5 $(BIN)/python -m benchmarks.time_to_quality --data ring8,grid25 --settings preset,toy
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info
