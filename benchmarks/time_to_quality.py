@@ -150,12 +150,16 @@ def plot(rows: list[dict[str, Any]], out: Path, clock: str = "cpu_s") -> Path:
     import matplotlib.pyplot as plt
 
     datas = [d for d in TARGET_HQ if any(r["data"] == d for r in rows)]
+    names = list(dict.fromkeys(r["setting"] for r in sorted(rows, key=lambda r: r["setting"])))
+    colours = {n: plt.get_cmap("tab10")(i % 10) for i, n in enumerate(names)}
     fig, axes = plt.subplots(1, len(datas), figsize=(6.2 * len(datas), 4.2), squeeze=False)
     for ax, data in zip(axes[0], datas):
-        for r in [r for r in rows if r["data"] == data]:
+        for r in sorted([r for r in rows if r["data"] == data], key=lambda r: (r["setting"], r["seed"])):
             xs = [p[clock] for p in r["curve"]]
             hq = [p["hq"] for p in r["curve"]]
-            line, = ax.plot(xs, hq, lw=1.2, label=r["setting"])
+            label = r["setting"] + (f" (seed {r['seed']})" if r["seed"] else "")
+            line, = ax.plot(xs, hq, lw=1.2, color=colours[r["setting"]], ls="--" if r["seed"] else "-",
+                            label=label)
             all_modes = [x for x, p in zip(xs, r["curve"]) if p["modes_1pct"] == p["modes_total"]]
             if r["reached"]:
                 ax.plot([r["reached"][clock]], [r["reached"]["hq"]], "o", color=line.get_color(), ms=6)
