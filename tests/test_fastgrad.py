@@ -148,6 +148,9 @@ def test_supports_refuses_parametrised_and_hooked_layers():
     assert not fastgrad.supports(net2)
     with pytest.raises(ValueError, match="supports"):
         fastgrad.input_gradient(net2, torch.randn(3, 2))
+    x = torch.randn(3, 2)
+    with pytest.raises(ValueError, match="supports"):
+        fastgrad.penalised_loss_backward(net2, x, x, x, lambda r, f: f.mean() - r.mean(), lambda g: (g.sum(), None))
 
 
 def test_inplace_activation_leaves_the_input_alone(seed):

@@ -196,4 +196,4 @@ class ConvCritic(nn.Module):
         from wgan.nets import fastgrad
 
         return fastgrad.penalised_loss_backward(self.net, x_real, x_fake, x_hat, critic_loss, gradient_loss,
-                                                **closed_forms)
+                                                check=False, **closed_forms)

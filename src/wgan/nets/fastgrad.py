@@ -289,7 +289,7 @@ def _chain_saving(layers: list[nn.Module], tape: list, out_shape: tuple[int, ...
 
 def penalised_loss_backward(net: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor, x_hat: torch.Tensor,
                             critic_loss, gradient_loss, *, critic_loss_grad=None,
-                            gradient_loss_grad=None) -> tuple[torch.Tensor, ...]:
+                            gradient_loss_grad=None, check: bool = True) -> tuple[torch.Tensor, ...]:
     r"""A critic loss on the scores plus a loss on the input gradient, and its parameter gradients,
     written out: no autograd graph of ``net`` is built.
 
@@ -314,6 +314,7 @@ def penalised_loss_backward(net: nn.Module, x_real: torch.Tensor, x_fake: torch.
             used instead of autograd on ``critic_loss`` (on this CPU autograd's engine costs about
             as much as the arithmetic of a small critic step).
         gradient_loss_grad: optional closed form, ``g -> (scalar, aux, d_g)``, instead of autograd.
+        check: verify :func:`supports` first (callers that checked may skip it).
 
     Returns:
         ``(critic_loss value, score_real, score_fake, gradient_loss value, aux)``, all detached.
@@ -330,6 +331,9 @@ def penalised_loss_backward(net: nn.Module, x_real: torch.Tensor, x_fake: torch.
         >>> net[0].weight.grad.shape
         torch.Size([8, 2])
     """
+    if check and not supports(net):
+        raise ValueError(f"fastgrad.penalised_loss_backward does not support this module "
+                         f"(check supports() first): {net}")
     layers = _layers(net)
     n = len(x_real)
     with torch.no_grad():
