@@ -273,6 +273,9 @@ def _scalar_nets():
     nets["dcgan-no-bias"] = (nn.Sequential(nn.Conv2d(3, 4, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
                                            nn.Conv2d(4, 8, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
                                            nn.Conv2d(8, 1, 4, 1, 0, bias=False), nn.Flatten()), (5, 3, 16, 16))
+    # an activation on the input, and two affine layers above the last activation
+    nets["activation-first-two-linear-top"] = (nn.Sequential(nn.LeakyReLU(0.3), nn.Linear(3, 8), nn.ReLU(),
+                                                             nn.Linear(8, 4), nn.Linear(4, 1)), (7, 3))
     return nets
 
 
@@ -311,6 +314,30 @@ def test_written_out_backward_equals_autograd(name, objective, seed):
         torch.testing.assert_close(a, b, **TOL)
     for (pname, a), b in zip(net.named_parameters(), reference.parameters()):
         torch.testing.assert_close(a.grad, b.grad, **TOL, msg=lambda m: f"{pname}: {m}")
+
+
+@pytest.mark.parametrize("name", ["mlp-leaky-nested", "conv-odd-sizes"])
+def test_written_out_backward_with_more_interpolates_than_samples(name, seed):
+    """x_hat need not pair with the batch: M interpolates against N real and N fake rows."""
+    from wgan.lipschitz.gradient_penalty import penalty_of_gradient
+
+    net, shape = _scalar_nets()[name]
+    net = net.to(F64)
+    x_real, x_fake = (torch.randn(*shape, dtype=F64) for _ in range(2))
+    x_hat = torch.randn(2 * shape[0] + 1, *shape[1:], dtype=F64)
+    critic_loss = get_objective("wasserstein").critic_loss
+
+    def gradient_loss(g):
+        pen, norms = penalty_of_gradient(g)
+        return 10.0 * pen, norms
+
+    reference = copy.deepcopy(net)
+    expected = _reference_backward(reference, x_real, x_fake, x_hat, critic_loss, gradient_loss)
+    got = fastgrad.penalised_loss_backward(net, x_real, x_fake, x_hat, critic_loss, gradient_loss)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, **TOL)
+    for a, b in zip(net.parameters(), reference.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, **TOL)
 
 
 def test_written_out_backward_accumulates_like_backward(seed):

@@ -229,62 +229,49 @@ def input_gradient(net: nn.Module, x: torch.Tensor, check: bool = True) -> torch
 
 # ------------------------------------------------------------------------------------------------
 # The whole penalised critic loss with its parameter gradients, written out (no autograd graph of
-# the network at all): one forward over real and fake, the pieces at the interpolates, the chain,
-# and the backward of both, each a handful of matrix products or convolutions.
+# the network at all). Real, fake and interpolated rows are stacked once: one forward over all of
+# them (the interpolates' rows only choose the pieces), one pass down the adjoints that carries
+# the score gradients of the real and fake rows and the input-gradient chain of the interpolates
+# together, one pass up the chain for the penalty's gradient, and one weight gradient per layer.
 
 _aten = torch.ops.aten
 
 
-def _accumulate(grads: dict, p: torch.Tensor, g: torch.Tensor) -> None:
-    if p in grads:
-        grads[p].add_(g)
-    else:
-        grads[p] = g
+def _adjoint(m: nn.Module, d: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
+    """The transposed affine map of ``m`` (no bias) applied to ``d``, sized to the layer's input."""
+    if isinstance(m, nn.Linear):
+        # one output: an outer product, as a broadcast (BLAS is slow at K = 1)
+        return d * m.weight if m.out_features == 1 else d.matmul(m.weight)
+    return _conv_transpose(d, m, in_shape[-2:])
 
 
-def _conv_backward(d: torch.Tensor, inp: torch.Tensor, conv: nn.Conv2d, need_input: bool,
-                   transposed: bool = False, output_padding=(0, 0)):
-    """aten.convolution_backward for ``conv`` (transposed: its adjoint, the chain's op)."""
-    bias = conv.bias is not None and not transposed
-    return _aten.convolution_backward(
-        d, inp, conv.weight, [conv.out_channels] if bias else None, list(conv.stride),
-        list(_conv_padding(conv)), list(conv.dilation), transposed, list(output_padding), conv.groups,
-        [need_input, conv.weight.requires_grad, bias and conv.bias.requires_grad])
+def _affine_no_bias(m: nn.Module, d: torch.Tensor) -> torch.Tensor:
+    """The affine map of ``m`` without its bias: the derivative of its adjoint, for the chain's backward."""
+    if isinstance(m, nn.Linear):
+        return d.matmul(m.weight.t())
+    return F.conv2d(d, m.weight, None, m.stride, _conv_padding(m), m.dilation, m.groups)
 
 
-@torch.no_grad()
-def _chain_saving(layers: list[nn.Module], tape: list, out_shape: tuple[int, ...], dtype, device):
-    """The chain of :func:`_chain` without a graph, keeping what its backward needs per layer.
-
-    Returns ``g`` (the input gradient) and, per layer from the output side, ``(i, value entering the
-    layer's adjoint, extra)`` where extra is the conv's output_padding; a seed Linear keeps ``None``.
-    """
-    g = None
-    saved = []
-    for i in range(len(layers) - 1, -1, -1):
-        m, rec = layers[i], tape[i]
-        if g is None and isinstance(m, nn.Linear):
-            w = m.weight
-            g = (w if w.shape[0] == 1 else w.sum(0, keepdim=True)).expand(rec)
-            saved.append((i, None, None))
-            continue
-        if g is None:
-            g = torch.ones(out_shape, dtype=dtype, device=device)
-        g_in = g
-        extra = None
-        if isinstance(m, nn.Linear):
-            g = g.matmul(m.weight)
-        elif isinstance(m, nn.Conv2d):
-            pad = _conv_padding(m)
-            extra = tuple(rec[-2 + k] - ((g.shape[-2 + k] - 1) * m.stride[k] - 2 * pad[k]
-                                         + m.dilation[k] * (m.kernel_size[k] - 1) + 1) for k in range(2))
-            g = F.conv_transpose2d(g, m.weight, None, m.stride, pad, extra, m.groups, m.dilation)
-        elif isinstance(m, _ACTIVATIONS):
-            g = _activation_backward(m, g, rec)
-        elif isinstance(m, (nn.Flatten, nn.Unflatten)):
-            g = g.reshape(rec)
-        saved.append((i, g_in, extra))
-    return g, saved
+def _weight_gradients(m: nn.Module, d_out: torch.Tensor, inp: torch.Tensor, f: int) -> list:
+    """``(parameter, gradient)`` of layer ``m`` for the stacked rows: the weight gradient sums the
+    products of every row's output-side and input-side values (forward rows: the score gradient and
+    the layer's input; chain rows: the chain's value and its gradient); the bias only sees the
+    ``f`` forward rows (the chain carries no bias)."""
+    out = []
+    if isinstance(m, nn.Linear):
+        d2 = d_out.reshape(-1, m.out_features)
+        if m.weight.requires_grad:
+            out.append((m.weight, d2.t().mm(inp.reshape(-1, m.in_features))))
+        if m.bias is not None and m.bias.requires_grad:
+            out.append((m.bias, d_out[:f].reshape(-1, m.out_features).sum(0)))
+        return out
+    if m.weight.requires_grad:
+        (_, gw, _) = _aten.convolution_backward(d_out, inp, m.weight, None, list(m.stride), list(_conv_padding(m)),
+                                                list(m.dilation), False, [0, 0], m.groups, [False, True, False])
+        out.append((m.weight, gw))
+    if m.bias is not None and m.bias.requires_grad:
+        out.append((m.bias, d_out[:f].sum((0, 2, 3))))
+    return out
 
 
 def penalised_loss_backward(net: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor, x_hat: torch.Tensor,
@@ -296,13 +283,18 @@ def penalised_loss_backward(net: nn.Module, x_real: torch.Tensor, x_fake: torch.
     .. math::
         L = \ell\big(f(x_{real}), f(x_{fake})\big) + P\big(\nabla_x f(\hat x)\big)
 
-    The scores come from one forward over the real and fake batches together; :math:`\nabla_x
-    f(\hat x)` is :func:`input_gradient`'s product. Autograd differentiates only the two small
-    outer functions — :math:`\ell` with respect to the scores and :math:`P` with respect to the
-    gradient — and the rest is back-propagated here by hand: per layer one matrix product (or
-    convolution) for the weight and one for the layer's input, for the forward and for the chain.
-    The parameter gradients equal ``L.backward()``'s through autograd's double backward
-    (``tests/test_fastgrad.py``); they are accumulated into ``.grad`` as ``backward()`` would.
+    The real, fake and interpolated batches are stacked into one: one forward over all rows (the
+    interpolates' rows only fix the activation pieces), then one pass down the transposed layers
+    that carries both the score gradients :math:`\partial\ell/\partial f` of the real and fake rows
+    and the input-gradient chain :math:`W_1^T D_1 \cdots W_L^T \mathbf 1` of the interpolates' rows —
+    the same adjoint for both, so one matrix product (or transposed convolution) per layer. The
+    chain's backward, from :math:`\partial P/\partial \nabla_x f` up, runs on the interpolates'
+    rows only; each weight gradient is then one product over all stacked rows, since both terms
+    are sums over rows of (output-side value) x (input-side value). Autograd differentiates only
+    the two small outer functions — :math:`\ell` with respect to the scores and :math:`P` with
+    respect to the gradient — unless their closed forms are given. The parameter gradients equal
+    ``L.backward()``'s through autograd's double backward (``tests/test_fastgrad.py``); they are
+    accumulated into ``.grad`` as ``backward()`` would.
 
     Args:
         net: a Sequential for which :func:`supports` is True, with one output per sample.
@@ -335,24 +327,30 @@ def penalised_loss_backward(net: nn.Module, x_real: torch.Tensor, x_fake: torch.
         raise ValueError(f"fastgrad.penalised_loss_backward does not support this module "
                          f"(check supports() first): {net}")
     layers = _layers(net)
-    n = len(x_real)
+    n, f, r = len(x_real), len(x_real) + len(x_fake), len(x_real) + len(x_fake) + len(x_hat)
+    affine = [i for i, m in enumerate(layers) if isinstance(m, _AFFINE)]
+    last = len(layers) - 1
     with torch.no_grad():
-        x = torch.cat([x_real, x_fake])
-        inputs = []  # per layer: its input (activations: the record of _activation_forward)
-        h, owned = x, False
-        for m in layers:
+        # forward over the stacked rows, keeping each layer's input (activations: their record)
+        ins: list = []
+        h, owned = torch.cat([x_real, x_fake, x_hat]), False
+        for i, m in enumerate(layers):
             if isinstance(m, _ACTIVATIONS):
                 h, rec = _activation_forward(m, h, owned)
-                inputs.append(rec)
+                ins.append(rec)
                 owned = False
             else:
-                inputs.append(h)
-                h = h if isinstance(m, nn.Identity) else m(h)
+                ins.append(h)
+                if i == last and isinstance(m, nn.Linear):
+                    h = m(h[:f])  # the scores; the interpolates' rows need no output
+                elif not isinstance(m, nn.Identity):
+                    h = m(h)
                 owned = owned if isinstance(m, _SHAPES) else True
-        if h.numel() != len(x):
+        scores = h[:f]
+        if scores.numel() != f:
             raise ValueError(f"penalised_loss_backward needs one output per sample, got shape {tuple(h.shape)}")
-        out_shape = h.shape
-        scores = h.reshape(len(x))
+        tail = tuple(scores.shape[1:])
+        scores = scores.reshape(f)
     if critic_loss_grad is not None:
         loss, d_real, d_fake = critic_loss_grad(scores[:n], scores[n:])
         d_scores = torch.cat([d_real, d_fake])
@@ -361,8 +359,25 @@ def penalised_loss_backward(net: nn.Module, x_real: torch.Tensor, x_fake: torch.
             s = scores.detach().requires_grad_(True)
             loss = critic_loss(s[:n], s[n:])
             (d_scores,) = torch.autograd.grad(loss, s)
-    tape, g_shape = _pieces(layers, x_hat.detach())
-    g, chain = _chain_saving(layers, tape, g_shape, x_hat.dtype, x_hat.device)
+
+    with torch.no_grad():
+        # down: score gradients (forward rows) and the chain seeded with ones (interpolates' rows)
+        d = torch.cat([d_scores.reshape((f,) + tail), d_scores.new_ones((r - f,) + tail)])
+        d_out = {}  # per affine layer: the stacked value entering its adjoint
+        for i in range(last, -1, -1):
+            m, rec = layers[i], ins[i]
+            if i < affine[0]:  # below the first affine layer only the chain goes on
+                rec = (rec[0][f:], rec[1]) if isinstance(m, _ACTIVATIONS) else rec[f:]
+            if isinstance(m, _AFFINE):
+                d_out[i] = d
+                if i == affine[0]:
+                    d, rec = d[f:], rec[f:]
+                d = _adjoint(m, d, tuple(rec.shape))
+            elif isinstance(m, _ACTIVATIONS):
+                d = _activation_backward(m, d, rec)
+            elif isinstance(m, (nn.Flatten, nn.Unflatten)):
+                d = d.reshape(rec.shape)
+        g = d.reshape(x_hat.shape)
     if gradient_loss_grad is not None:
         term, aux, d_g = gradient_loss_grad(g)
     else:
@@ -372,58 +387,23 @@ def penalised_loss_backward(net: nn.Module, x_real: torch.Tensor, x_fake: torch.
             (d_g,) = torch.autograd.grad(term, g_leaf)
 
     with torch.no_grad():
-        grads: dict = {}
-        first = min(i for i, m in enumerate(layers) if isinstance(m, _AFFINE))  # no input gradient below it
-        # the forward's backward, from the scores down
-        d = d_scores.reshape(out_shape)
-        for i in range(len(layers) - 1, first - 1, -1):
-            m, inp = layers[i], inputs[i]
-            if isinstance(m, nn.Linear):
-                d2 = d.reshape(-1, m.out_features)
-                if m.weight.requires_grad:
-                    _accumulate(grads, m.weight, d2.t().mm(inp.reshape(-1, m.in_features)))
-                if m.bias is not None and m.bias.requires_grad:
-                    _accumulate(grads, m.bias, d2.sum(0))
-                if i > first:  # one output: an outer product, as a broadcast (BLAS is slow at K = 1)
-                    d = d * m.weight if m.out_features == 1 else d.matmul(m.weight)
-            elif isinstance(m, nn.Conv2d):
-                gi, gw, gb = _conv_backward(d, inp, m, need_input=i > first)
-                if gw is not None:
-                    _accumulate(grads, m.weight, gw)
-                if gb is not None:
-                    _accumulate(grads, m.bias, gb)
-                d = gi
-            elif isinstance(m, _ACTIVATIONS):
-                d = _activation_backward(m, d, inp)
-            elif isinstance(m, (nn.Flatten, nn.Unflatten)):
-                d = d.reshape(inp.shape)
-        # the chain's backward, from the input gradient up to the seed
+        # up the chain on the interpolates' rows: each affine layer's input-side gradient replaces
+        # those rows of its input (whose only other use, the activation pieces below, is done)
         d = d_g
-        for i, g_in, extra in reversed(chain):
-            m = layers[i]
-            if g_in is None:  # the seed Linear: g = colsum(W) broadcast over the batch
-                if m.weight.requires_grad:
-                    dw = d.reshape(-1, m.in_features).sum(0, keepdim=True)
-                    _accumulate(grads, m.weight, dw.expand_as(m.weight).clone() if m.out_features > 1 else dw)
-                break
-            if isinstance(m, nn.Linear):
-                if m.weight.requires_grad:
-                    a, b = g_in.reshape(-1, m.out_features).t(), d.reshape(-1, m.in_features)
-                    if m.weight in grads:  # accumulate in the product itself: no temporary, no extra pass
-                        grads[m.weight].addmm_(a, b)
-                    else:
-                        grads[m.weight] = a.mm(b)
-                d = d.matmul(m.weight.t())
-            elif isinstance(m, nn.Conv2d):
-                gi, gw, _ = _conv_backward(d, g_in, m, need_input=True, transposed=True, output_padding=extra)
-                if gw is not None:
-                    _accumulate(grads, m.weight, gw)
-                d = gi
+        grads: list = []
+        for i in range(affine[-1] + 1):
+            m, rec = layers[i], ins[i]
+            if isinstance(m, _AFFINE):
+                rec[f:].copy_(d)
+                grads += _weight_gradients(m, d_out[i], rec, f)
+                if i < affine[-1]:
+                    d = _affine_no_bias(m, d)
             elif isinstance(m, _ACTIVATIONS):
-                d = _activation_backward(m, d, tape[i])
+                t, is_result = rec
+                d = _activation_backward(m, d, (t[f:], is_result))
             elif isinstance(m, (nn.Flatten, nn.Unflatten)):
-                d = d.reshape(g_in.shape)
-        for p, gr in grads.items():
+                d = m(d)
+        for p, gr in grads:
             if p.grad is None:
                 p.grad = gr
             else:
