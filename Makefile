@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	@# the compiled MLP step (about 30 s, once per source version; without a compiler the PyTorch path runs)
+	$(BIN)/python -m wgan.nets.native
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from wgan.lipschitz import LipschitzMethod
+from wgan.nets.fastgrad import NormPenalty
 
 _EPS = 1e-12
 
@@ -147,14 +148,6 @@ class GradientPenalty(LipschitzMethod):
             pen, norms = penalty_of_gradient(grad, self.one_sided)
             return gain * pen, norms
 
-        def gradient_loss_grad(grad):
-            # closed form: d/dg of gain * mean(excess^2) = 2 gain excess / N * g / norm
-            norms = gradient_norms(grad)
-            excess = norms - 1
-            if self.one_sided:
-                excess = excess.clamp_min(0)
-            coef = excess * (2 * gain / len(grad)) / norms
-            return gain * excess.square().mean(), norms, grad * coef.view((-1,) + (1,) * (grad.dim() - 1))
-
         return critic.penalised_backward(x_real, x_fake, x_hat, critic_loss, gradient_loss,
-                                         critic_loss_grad=critic_loss_grad, gradient_loss_grad=gradient_loss_grad)
+                                         critic_loss_grad=critic_loss_grad,
+                                         gradient_loss_grad=NormPenalty(gain, self.one_sided, _EPS))

@@ -237,6 +237,33 @@ def input_gradient(net: nn.Module, x: torch.Tensor, check: bool = True) -> torch
 _aten = torch.ops.aten
 
 
+class WassersteinScores:
+    r"""Closed form of the Wasserstein critic objective :math:`E[f(x_{fake})] - E[f(x_{real})]` and its
+    gradients with respect to the scores (:math:`-1/N` and :math:`+1/N`): a ``critic_loss_grad`` for
+    :func:`penalised_loss_backward` that the compiled MLP step (:mod:`wgan.nets.native`) recognises."""
+
+    def __call__(self, score_real: torch.Tensor, score_fake: torch.Tensor):
+        return (score_fake.mean() - score_real.mean(), torch.full_like(score_real, -1.0 / len(score_real)),
+                torch.full_like(score_fake, 1.0 / len(score_fake)))
+
+
+class NormPenalty:
+    r"""Closed form of :math:`\text{gain}\, E[(\|g\| - 1)^2]` (one-sided: :math:`\max(0, \|g\| - 1)^2`)
+    with :math:`\|g\| = \sqrt{\sum g^2 + \varepsilon}` over every non-batch axis: ``g -> (value, norms,
+    d value / d g)``, a ``gradient_loss_grad`` for :func:`penalised_loss_backward`."""
+
+    def __init__(self, gain: float, one_sided: bool = False, eps: float = 1e-12):
+        self.gain, self.one_sided, self.eps = float(gain), bool(one_sided), float(eps)
+
+    def __call__(self, g: torch.Tensor):
+        norms = (g.flatten(1).square().sum(1) + self.eps).sqrt()
+        excess = norms - 1
+        if self.one_sided:
+            excess = excess.clamp_min(0)
+        coef = excess * (2 * self.gain / len(g)) / norms
+        return self.gain * excess.square().mean(), norms, g * coef.view((-1,) + (1,) * (g.dim() - 1))
+
+
 def _adjoint(m: nn.Module, d: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
     """The transposed affine map of ``m`` (no bias) applied to ``d``, sized to the layer's input."""
     if isinstance(m, nn.Linear):

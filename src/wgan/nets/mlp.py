@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from wgan.nets import fastgrad
+from wgan.nets import fastgrad, native
 
 # ReLU and LeakyReLU in place: they follow a Linear (or a norm) whose output nothing else keeps, and
 # their backward needs only the result; one memory pass instead of two on every forward.
@@ -45,7 +45,8 @@ class MLPGenerator(nn.Module):
         self.net = _mlp(z_dim, width, depth, math.prod(self.out_shape), activation)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(len(z), *self.out_shape)
+        x = native.forward(self.net, z)  # without a graph on a CPU: one compiled call (None otherwise)
+        return (self.net(z) if x is None else x).view(len(z), *self.out_shape)
 
 
 class MLPCritic(nn.Module):
@@ -84,9 +85,15 @@ class MLPCritic(nn.Module):
         """The critic loss on the scores plus a loss on the input gradient at ``x_hat``, its parameter
         gradients accumulated with no autograd graph of the network (see
         :func:`wgan.nets.fastgrad.penalised_loss_backward`). Call only when :meth:`has_input_gradient`."""
+        x_real, x_fake, x_flat = x_real.flatten(1), x_fake.flatten(1), x_hat.flatten(1)
+        out = native.wgan_gp_critic(self.net, x_real, x_fake, x_flat, closed_forms.get("critic_loss_grad"),
+                                    closed_forms.get("gradient_loss_grad"))
+        if out is not None:  # the compiled step: the same algorithm, fused (tests/test_native.py)
+            return out
         shape = x_hat.shape  # the gradient terms see it shaped like the input, the net sees it flat
         closed = dict(closed_forms)
-        if closed.get("gradient_loss_grad") is not None:
+        if closed.get("gradient_loss_grad") is not None and not isinstance(closed["gradient_loss_grad"],
+                                                                           fastgrad.NormPenalty):
             outer = closed["gradient_loss_grad"]
 
             def flat_grad(g):
@@ -94,6 +101,5 @@ class MLPCritic(nn.Module):
                 return value, aux, d_g.reshape(g.shape)
 
             closed["gradient_loss_grad"] = flat_grad
-        return fastgrad.penalised_loss_backward(self.net, x_real.flatten(1), x_fake.flatten(1), x_hat.flatten(1),
-                                                critic_loss, lambda g: gradient_loss(g.view(shape)), check=False,
-                                                **closed)
+        return fastgrad.penalised_loss_backward(self.net, x_real, x_fake, x_flat, critic_loss,
+                                                lambda g: gradient_loss(g.view(shape)), check=False, **closed)

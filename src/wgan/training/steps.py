@@ -13,6 +13,7 @@ from torch import nn
 
 from wgan.lipschitz import LipschitzMethod
 from wgan.lipschitz.gradient_penalty import interpolate
+from wgan.nets.fastgrad import WassersteinScores
 from wgan.objectives import Objective
 from wgan.training.distributed import Comm
 
@@ -30,15 +31,9 @@ def scores_samples_independently(critic: nn.Module) -> bool:
     return ok
 
 
-def _wasserstein_with_gradients(score_real: torch.Tensor, score_fake: torch.Tensor):
-    """E[f(fake)] - E[f(real)] and its gradients with respect to the scores: -1/N and +1/N."""
-    return (score_fake.mean() - score_real.mean(), torch.full_like(score_real, -1.0 / len(score_real)),
-            torch.full_like(score_fake, 1.0 / len(score_fake)))
-
-
 # Closed-form score gradients by objective name, for the written-out backward (autograd's engine
 # costs about as much as the arithmetic of a small critic step); others go through autograd.
-_CLOSED_FORMS = {"wasserstein": _wasserstein_with_gradients}
+_CLOSED_FORMS = {"wasserstein": WassersteinScores()}
 
 
 def critic_step(critic: nn.Module, generator: nn.Module, critic_opt: torch.optim.Optimizer,

@@ -1,0 +1,200 @@
+r"""The compiled CPU steps of plain MLPs (``csrc/mlp.cpp``), built on first use.
+
+A small critic's WGAN-GP step on a CPU is bound by per-operation overhead more than by arithmetic:
+the PyTorch path (:func:`wgan.nets.fastgrad.penalised_loss_backward`) already needs no autograd
+graph, but still dispatches some fifty operations per critic step, each a separate pass over memory.
+``csrc/mlp.cpp`` runs the same algorithm in one call: the matrix products are ATen's, the
+element-wise work (bias and activation, the activation slopes, the penalty) is fused into single
+passes. It applies to an ``nn.Sequential`` of ``Linear``, then ``ReLU`` / ``LeakyReLU`` and ``Linear``
+in turn (the last with one output: a critic), on CPU float32 / float64 tensors, with the Wasserstein
+objective and the norm penalty in closed form (:class:`~wgan.nets.fastgrad.WassersteinScores`,
+:class:`~wgan.nets.fastgrad.NormPenalty`). It gives the same losses and gradients as the PyTorch
+path (``tests/test_native.py``); anything else takes the PyTorch path.
+
+The extension is compiled with ``torch.utils.cpp_extension`` (ninja and a C++ compiler; ``make``
+builds it once at install) into ``$WGAN_NATIVE_DIR/<key>`` (default ``~/.cache/wgan/native``; not
+``$WGAN_CACHE``: the binary depends on nothing a run does), the key a hash of the source, the torch version and the CPU's flags (it is built for this CPU). When it
+cannot be built, a warning says why once and the PyTorch path is used. ``WGAN_NATIVE=0`` turns it
+off.
+
+Usage::
+
+    python -m wgan.nets.native     # build it now (what ``make`` runs); prints where, or why not
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+SOURCE = Path(__file__).with_name("csrc") / "mlp.cpp"
+_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU)
+_NO_BIAS = torch.empty(0)  # what the compiled code takes for a layer without a bias
+_state: dict = {}  # "module" once loaded (None when it could not be built), "error" (why)
+
+
+def enabled() -> bool:
+    return os.environ.get("WGAN_NATIVE", "1") != "0"
+
+
+def _cpu_flags() -> bytes:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line.encode()
+    except OSError:
+        pass
+    return b""
+
+
+def build_dir() -> Path:
+    """``$WGAN_NATIVE_DIR`` (default ``~/.cache/wgan/native``) / a key of the source, torch and the CPU."""
+    root = Path(os.environ.get("WGAN_NATIVE_DIR") or Path.home() / ".cache" / "wgan" / "native")
+    key = hashlib.sha256(SOURCE.read_bytes() + torch.__version__.encode() + _cpu_flags()).hexdigest()[:16]
+    return root / key
+
+
+def load():
+    """The compiled module, or ``None`` (turned off, or it could not be built: see :func:`error`)."""
+    if not enabled():
+        return None
+    if "module" not in _state:
+        _state["module"] = None
+        try:
+            _state["module"] = _build()
+        except Exception as e:  # a missing compiler or ninja, a failed build: the PyTorch path works
+            _state["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+            warnings.warn(f"wgan: the compiled MLP step could not be built ({_state['error']}); "
+                          f"using the PyTorch path (WGAN_NATIVE=0 silences this)", RuntimeWarning, stacklevel=2)
+    return _state["module"]
+
+
+def error() -> str | None:
+    """Why :func:`load` gave ``None`` after trying, if it did."""
+    return _state.get("error")
+
+
+def _build():
+    from torch.utils.cpp_extension import load as load_extension
+
+    directory = build_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = os.environ.get("PATH", "")
+    bin_dir = os.path.dirname(sys.executable)  # the venv's ninja when python was run by its full path
+    if bin_dir not in path.split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + path
+    try:
+        return load_extension("wgan_native", [str(SOURCE)], build_directory=str(directory),
+                              extra_cflags=["-O3", "-march=native"], verbose=False)
+    finally:
+        os.environ["PATH"] = path
+
+
+def mlp_layers(net: nn.Module) -> tuple[list, list, list[float]] | None:
+    """``(weights, biases, slopes)`` when ``net`` is a Sequential of Linear, then (Leaky)ReLU and Linear
+    in turn (plain parameters, no hooks), ending with a Linear; ``None`` otherwise."""
+    from wgan.nets.fastgrad import _has_hooks, _layers
+    from torch.nn.utils import parametrize
+
+    if not isinstance(net, nn.Sequential):
+        return None
+    layers = _layers(net)
+    if len(layers) < 3 or len(layers) % 2 == 0:
+        return None
+    weights, biases, slopes = [], [], []
+    for i, m in enumerate(layers):
+        if i % 2 == 0:
+            if type(m) is not nn.Linear or parametrize.is_parametrized(m) or _has_hooks(m):
+                return None
+            weights.append(m.weight)
+            biases.append(m.bias if m.bias is not None else _NO_BIAS)
+        else:
+            if type(m) not in (nn.ReLU, nn.LeakyReLU) or _has_hooks(m):
+                return None
+            slope = float(m.negative_slope) if isinstance(m, nn.LeakyReLU) else 0.0
+            if slope < 0:
+                return None
+            slopes.append(slope)
+    return weights, biases, slopes
+
+
+def _fits(tensors, params) -> bool:
+    """CPU float32/float64, one dtype, contiguous parameters."""
+    dtype = tensors[0].dtype
+    if dtype not in (torch.float32, torch.float64):
+        return False
+    for t in tensors:
+        if t.device.type != "cpu" or t.dtype != dtype:
+            return False
+    return all(p is _NO_BIAS or (p.device.type == "cpu" and p.dtype == dtype and p.is_contiguous()) for p in params)
+
+
+def forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """``net(x)`` without a graph, compiled, or ``None`` when it does not apply (or grad is enabled)."""
+    if torch.is_grad_enabled() or x.dim() != 2:
+        return None
+    spec = mlp_layers(net)
+    if spec is None or not _fits([x], spec[0] + spec[1]):
+        return None
+    module = load()
+    if module is None:
+        return None
+    return module.mlp_forward(x, *spec)
+
+
+def wgan_gp_critic(net: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor, x_hat: torch.Tensor,
+                   critic_loss_grad, gradient_loss_grad):
+    """:func:`wgan.nets.fastgrad.penalised_loss_backward` for an MLP critic, the Wasserstein objective
+    and the norm penalty, compiled; ``None`` (nothing done) when it does not apply.
+
+    Inputs are (N, d) and (M, d) rows; the gradients are accumulated into ``.grad``.
+    """
+    from wgan.nets.fastgrad import NormPenalty, WassersteinScores
+
+    if not (isinstance(critic_loss_grad, WassersteinScores) and isinstance(gradient_loss_grad, NormPenalty)):
+        return None
+    if x_real.dim() != 2 or len(x_real) == 0 or len(x_fake) == 0 or len(x_hat) == 0:
+        return None
+    spec = mlp_layers(net)
+    if spec is None or spec[0][-1].shape[0] != 1 or not _fits([x_real, x_fake, x_hat], spec[0] + spec[1]):
+        return None
+    module = load()
+    if module is None:
+        return None
+    weights, biases, slopes = spec
+    pen = gradient_loss_grad
+    with torch.no_grad():
+        out = module.wgan_gp_critic(x_real.contiguous(), x_fake.contiguous(), x_hat.contiguous(), weights, biases,
+                                    slopes, pen.gain, pen.one_sided, pen.eps)
+    loss, scores, term, norms = out[:4]
+    grads = out[4:]
+    for p, g in zip(weights + biases, grads):
+        if p is _NO_BIAS or not p.requires_grad:
+            continue
+        if p.grad is None:
+            p.grad = g
+        else:
+            p.grad.add_(g)
+    n = len(x_real)
+    return loss, scores[:n], scores[n:], term, norms
+
+
+def main() -> int:
+    if not enabled():
+        print("wgan native: turned off (WGAN_NATIVE=0)")
+        return 0
+    if load() is None:
+        print(f"wgan native: not built ({error()}); the PyTorch path will be used")
+        return 0  # not an error: the library works without it
+    print(f"wgan native: built in {build_dir()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
