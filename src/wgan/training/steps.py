@@ -1,5 +1,6 @@
 """Plain step functions with explicit arguments, in one order:
-zero grads, forward, loss (+ penalty), backward, all-reduce grads, optimiser step, after_step.
+zero grads, forward, loss (+ penalty), backward, all-reduce grads, optimiser step (:func:`optim.step`),
+after_step.
 
 They return detached statistics tensors and never synchronise with the host (no ``.item()``).
 """
@@ -15,6 +16,7 @@ from wgan.lipschitz import LipschitzMethod
 from wgan.lipschitz.gradient_penalty import interpolate
 from wgan.nets.fastgrad import WassersteinScores
 from wgan.objectives import Objective
+from wgan.training import optim
 from wgan.training.distributed import Comm
 
 
@@ -55,7 +57,7 @@ def critic_step(critic: nn.Module, generator: nn.Module, critic_opt: torch.optim
         stats = {"loss/critic": loss, "critic/gap": score_real.mean() - score_fake.mean(),
                  "lipschitz/penalty": term, "lipschitz/grad_norm_mean": norms.mean()}
         comm.all_reduce_grads(critic.parameters())
-        critic_opt.step()
+        optim.step(critic_opt)
         lipschitz.after_step(critic)
         stats["loss/critic_total"] = loss + term
         return stats
@@ -78,7 +80,7 @@ def critic_step(critic: nn.Module, generator: nn.Module, critic_opt: torch.optim
             stats["lipschitz/grad_norm_mean"] = norms.detach().mean()
     loss.backward()
     comm.all_reduce_grads(critic.parameters())
-    critic_opt.step()
+    optim.step(critic_opt)
     lipschitz.after_step(critic)
     stats["loss/critic_total"] = loss.detach()
     return stats
@@ -95,5 +97,5 @@ def generator_step(generator: nn.Module, critic: nn.Module, gen_opt: torch.optim
     finally:
         critic.requires_grad_(True)
     comm.all_reduce_grads(generator.parameters())
-    gen_opt.step()
+    optim.step(gen_opt)
     return {"loss/generator": loss.detach()}
