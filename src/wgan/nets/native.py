@@ -173,16 +173,42 @@ def wgan_gp_critic(net: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor, x
         out = module.wgan_gp_critic(x_real.contiguous(), x_fake.contiguous(), x_hat.contiguous(), weights, biases,
                                     slopes, pen.gain, pen.one_sided, pen.eps)
     loss, scores, term, norms = out[:4]
-    grads = out[4:]
-    for p, g in zip(weights + biases, grads):
+    _assign_grads(weights + biases, out[4:])
+    n = len(x_real)
+    return loss, scores[:n], scores[n:], term, norms
+
+
+def _assign_grads(params: list, grads) -> None:
+    """Accumulate ``grads`` into ``.grad`` as ``backward()`` would (layers without a bias skipped)."""
+    for p, g in zip(params, grads):
         if p is _NO_BIAS or not p.requires_grad:
             continue
         if p.grad is None:
             p.grad = g
         else:
             p.grad.add_(g)
-    n = len(x_real)
-    return loss, scores[:n], scores[n:], term, norms
+
+
+def wgan_generator_step(generator: nn.Module, critic: nn.Module, z: torch.Tensor) -> torch.Tensor | None:
+    """The generator's Wasserstein loss :math:`-E[f(G(z))]` and its generator gradients (accumulated into
+    ``.grad``; the critic's are not computed), compiled, for an :class:`~wgan.nets.mlp.MLPGenerator` and
+    an :class:`~wgan.nets.mlp.MLPCritic`; ``None`` (nothing done) when it does not apply."""
+    from wgan.nets.mlp import MLPCritic, MLPGenerator
+
+    if type(generator) is not MLPGenerator or type(critic) is not MLPCritic or z.dim() != 2 or len(z) == 0:
+        return None
+    g_spec, c_spec = mlp_layers(generator.net), mlp_layers(critic.net)
+    if g_spec is None or c_spec is None or c_spec[0][-1].shape[0] != 1:
+        return None
+    if not _fits([z], g_spec[0] + g_spec[1] + c_spec[0] + c_spec[1]):
+        return None
+    module = load()
+    if module is None:
+        return None
+    with torch.no_grad():
+        out = module.wgan_generator(z, *g_spec, *c_spec)
+    _assign_grads(g_spec[0] + g_spec[1], out[1:])
+    return out[0]
 
 
 def main() -> int:

@@ -210,7 +210,53 @@ std::vector<Tensor> wgan_gp_critic(Tensor x_real, Tensor x_fake, Tensor x_hat, s
   return out;
 }
 
+// The generator's Wasserstein loss -E[f(G(z))] through an MLP generator (last layer without
+// activation) and an MLP critic, and the gradients of the generator's weights and biases (the
+// critic's are not computed). Returns (loss, weight grads..., bias grads... (empty where none)).
+std::vector<Tensor> wgan_generator(Tensor z, std::vector<Tensor> gw, std::vector<Tensor> gb, std::vector<double> gs,
+                                   std::vector<Tensor> cw, std::vector<Tensor> cb, std::vector<double> cs) {
+  check_mlp(cw, cb, cs);
+  TORCH_CHECK(gw.size() >= 2 && gb.size() == gw.size() && gs.size() + 1 == gw.size(), "wgan native: bad generator");
+  const size_t Lg = gw.size(), Lc = cw.size();
+  const int64_t n = z.size(0);
+  auto G = hidden_forward(z.contiguous(), gw, gb, gs);
+  Tensor x = has(gb[Lg - 1]) ? at::addmm(gb[Lg - 1], G[Lg - 1], gw[Lg - 1].t()) : at::mm(G[Lg - 1], gw[Lg - 1].t());
+  auto C = hidden_forward(x, cw, cb, cs);
+  Tensor loss = last_layer(C[Lc - 1], cw[Lc - 1], cb[Lc - 1]).mean().neg_();
+  Tensor coef = at::full({n}, -1.0 / n, z.options());
+  std::vector<Tensor> wg(Lg), bg(Lg);
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "wgan_generator", [&] {
+    // down the critic to its input: d loss / d x
+    const Tensor& top = C[Lc - 1];
+    Tensor a = at::empty_like(top);
+    seed_<scalar_t>(a.data_ptr<scalar_t>(), coef.data_ptr<scalar_t>(), cw[Lc - 1].data_ptr<scalar_t>(),
+                    top.data_ptr<scalar_t>(), n, top.size(1), cs[Lc - 2]);
+    for (size_t l = Lc - 2; l >= 1; --l) {
+      Tensor t = at::mm(a, cw[l]);
+      mask_<scalar_t>(t.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(), C[l].data_ptr<scalar_t>(), n, t.size(1),
+                      cs[l - 1]);
+      a = t;
+    }
+    Tensor d = at::mm(a, cw[0]);  // N x d: the gradient at the generator's output
+    // down the generator
+    for (size_t l = Lg; l-- > 0;) {
+      wg[l] = at::mm(d.t(), G[l]);
+      bg[l] = has(gb[l]) ? d.sum(0) : at::empty({0}, z.options());
+      if (l == 0) break;
+      Tensor t = at::mm(d, gw[l]);
+      mask_<scalar_t>(t.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(), G[l].data_ptr<scalar_t>(), n, t.size(1),
+                      gs[l - 1]);
+      d = t;
+    }
+  });
+  std::vector<Tensor> out{loss};
+  out.insert(out.end(), wg.begin(), wg.end());
+  out.insert(out.end(), bg.begin(), bg.end());
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("wgan_generator", &wgan_generator, "WGAN generator loss and generator gradients, MLP generator and critic");
   m.def("mlp_forward", &mlp_forward, "MLP forward without a graph");
   m.def("wgan_gp_critic", &wgan_gp_critic, "WGAN-GP critic loss and gradients of an MLP critic");
 }
