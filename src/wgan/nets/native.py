@@ -34,7 +34,6 @@ import torch
 from torch import nn
 
 SOURCE = Path(__file__).with_name("csrc") / "mlp.cpp"
-_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU)
 _NO_BIAS = torch.empty(0)  # what the compiled code takes for a layer without a bias
 _state: dict = {}  # "module" once loaded (None when it could not be built), "error" (why)
 
