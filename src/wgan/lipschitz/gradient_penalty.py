@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from wgan.lipschitz import LipschitzMethod
-from wgan.nets.fastgrad import NormPenalty
+from wgan.nets.fastgrad import NormPenalty, per_sample_norms
 
 _EPS = 1e-12
 
@@ -50,7 +50,7 @@ def input_gradient(critic: nn.Module, x: torch.Tensor, create_graph: bool = True
 
 def gradient_norms(grad: torch.Tensor) -> torch.Tensor:
     """Per-sample L2 norm over every non-batch axis, finite (and differentiable) at zero. Shape (N,)."""
-    return (grad.flatten(1).square().sum(1) + _EPS).sqrt()
+    return per_sample_norms(grad, _EPS)
 
 
 def gradient_penalty(critic: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor,

@@ -237,6 +237,12 @@ def input_gradient(net: nn.Module, x: torch.Tensor, check: bool = True) -> torch
 _aten = torch.ops.aten
 
 
+def per_sample_norms(g: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """:math:`\\sqrt{\\sum g^2 + \\varepsilon}` over every non-batch axis, (N,): finite, with a finite
+    gradient, where g is exactly 0."""
+    return (g.flatten(1).square().sum(1) + eps).sqrt()
+
+
 class WassersteinScores:
     r"""Closed form of the Wasserstein critic objective :math:`E[f(x_{fake})] - E[f(x_{real})]` and its
     gradients with respect to the scores (:math:`-1/N` and :math:`+1/N`): a ``critic_loss_grad`` for
@@ -256,7 +262,7 @@ class NormPenalty:
         self.gain, self.one_sided, self.eps = float(gain), bool(one_sided), float(eps)
 
     def __call__(self, g: torch.Tensor):
-        norms = (g.flatten(1).square().sum(1) + self.eps).sqrt()
+        norms = per_sample_norms(g, self.eps)
         excess = norms - 1
         if self.one_sided:
             excess = excess.clamp_min(0)

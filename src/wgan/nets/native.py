@@ -32,6 +32,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+
+from wgan.nets.fastgrad import NormPenalty, WassersteinScores, _has_hooks, _layers
 
 SOURCE = Path(__file__).with_name("csrc") / "mlp.cpp"
 _NO_BIAS = torch.empty(0)  # what the compiled code takes for a layer without a bias
@@ -98,9 +101,6 @@ def _build():
 def mlp_layers(net: nn.Module) -> tuple[list, list, list[float]] | None:
     """``(weights, biases, slopes)`` when ``net`` is a Sequential of Linear, then (Leaky)ReLU and Linear
     in turn (plain parameters, no hooks), ending with a Linear; ``None`` otherwise."""
-    from wgan.nets.fastgrad import _has_hooks, _layers
-    from torch.nn.utils import parametrize
-
     if not isinstance(net, nn.Sequential):
         return None
     layers = _layers(net)
@@ -154,8 +154,6 @@ def wgan_gp_critic(net: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor, x
 
     Inputs are (N, d) and (M, d) rows; the gradients are accumulated into ``.grad``.
     """
-    from wgan.nets.fastgrad import NormPenalty, WassersteinScores
-
     if not (isinstance(critic_loss_grad, WassersteinScores) and isinstance(gradient_loss_grad, NormPenalty)):
         return None
     if x_real.dim() != 2 or len(x_real) == 0 or len(x_fake) == 0 or len(x_hat) == 0:
