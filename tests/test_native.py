@@ -30,6 +30,15 @@ def ext():
     return module
 
 
+@pytest.fixture
+def three_threads():
+    """Three threads: the compiled steps cut a batch of at least 3 x 64 rows into three blocks."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield
+    torch.set_num_threads(old)
+
+
 def _reference(net, x_real, x_fake, x_hat, gain, one_sided):
     """autograd: separate forwards, create_graph=True, one backward of the sum."""
     s_real, s_fake = net(x_real).reshape(-1), net(x_fake).reshape(-1)
@@ -71,6 +80,29 @@ def test_compiled_critic_step_equals_double_backward(ext, name, one_sided, seed)
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12, msg=lambda m: f"{pname}: {m}")
 
 
+def test_blocks_of_rows_give_the_same_step(ext, three_threads, seed):
+    """Uneven blocks (N, N_fake and M differ and do not divide by three), summed, against autograd."""
+    net = NETS["2x128-leaky"]().to(F64)
+    x_real, x_fake, x_hat = torch.randn(200, 2, dtype=F64), torch.randn(211, 2, dtype=F64) * 2, torch.randn(
+        230, 2, dtype=F64)
+    reference = copy.deepcopy(net)
+    expected = _reference(reference, x_real, x_fake, x_hat, 3.0, False)
+    got = native.wgan_gp_critic(net, x_real, x_fake, x_hat, fastgrad.WassersteinScores(), fastgrad.NormPenalty(3.0))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    for a, b in zip(net.parameters(), reference.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_an_error_in_a_block_is_raised_not_lost(ext, three_threads):
+    net = NETS["2x128-leaky"]()
+    weights, biases, slopes = native.mlp_layers(net)
+    weights[1] = torch.randn(16, 15)  # does not fit the layer below: the product fails in every block
+    x = torch.randn(300, 2)
+    with pytest.raises(RuntimeError):
+        ext.wgan_gp_critic(x, x, x, weights, biases, slopes, 1.0, False, 1e-12)
+
+
 def test_compiled_critic_step_float32_matches_the_pytorch_path(ext, seed):
     net = MLPCritic(2, 64, 2, "leaky_relu").net
     x_real, x_fake, x_hat = (torch.randn(256, 2) for _ in range(3))
@@ -96,15 +128,16 @@ def test_gradients_accumulate_like_backward(ext, seed):
         torch.testing.assert_close(2 * a, p.grad, rtol=1e-12, atol=0)
 
 
-def test_compiled_forward_equals_the_module(ext, seed):
+@pytest.mark.parametrize("rows", [17, 200])
+def test_compiled_forward_equals_the_module(ext, three_threads, rows, seed):
     gen = MLPGenerator(3, (2,), 32, 3, "relu").to(F64)
-    z = torch.randn(17, 3, dtype=F64)
+    z = torch.randn(rows, 3, dtype=F64)
     expected = gen.net(z)
     with torch.no_grad():
         got = native.forward(gen.net, z)
         assert got is not None
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(gen(z), expected.view(17, 2), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(gen(z), expected.view(rows, 2), rtol=1e-12, atol=1e-12)
     assert native.forward(gen.net, z) is None  # with grad enabled the module runs (a graph is wanted)
 
 
@@ -134,10 +167,15 @@ def test_turned_off_by_the_environment(monkeypatch):
     assert native.wgan_gp_critic(net, x, x, x, fastgrad.WassersteinScores(), fastgrad.NormPenalty(1.0)) is None
 
 
-def test_critic_step_with_and_without_the_compiled_step(ext, monkeypatch, seed):
-    """The trainer's critic step, compiled against PyTorch's written-out path, on identical inputs."""
+@pytest.mark.parametrize("rows", [24, 200])
+def test_critic_step_with_and_without_the_compiled_step(ext, monkeypatch, three_threads, rows, seed):
+    """The trainer's critic step, compiled from the noise (fake and interpolated rows made in the
+    compiled call, in one block or three), against PyTorch's written-out path, on identical inputs."""
     generator, critic = MLPGenerator(2, (2,), 16, 2).to(F64), MLPCritic(2, 32, 2, "leaky_relu").to(F64)
-    x_real, z = torch.randn(24, 2, dtype=F64), torch.randn(24, 2, dtype=F64)
+    x_real, z = torch.randn(rows, 2, dtype=F64), torch.randn(rows, 2, dtype=F64)
+    spy = []
+    original = native.wgan_gp_critic_step
+    monkeypatch.setattr(native, "wgan_gp_critic_step", lambda *a: spy.append(original(*a)) or spy[-1])
     results = []
     for on in ("1", "0"):
         monkeypatch.setenv("WGAN_NATIVE", on)
@@ -146,20 +184,21 @@ def test_critic_step_with_and_without_the_compiled_step(ext, monkeypatch, seed):
                             GradientPenalty(10.0), Comm(), x_real, z, torch.Generator().manual_seed(3))
         results.append((stats, [p.grad for p in c.parameters()]))
     (s_on, g_on), (s_off, g_off) = results
+    assert spy[0] is not None and spy[1] is None  # compiled, then not
     for k in s_on:
         torch.testing.assert_close(s_on[k], s_off[k], rtol=1e-9, atol=1e-12)
     for a, b in zip(g_on, g_off):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("out_shape", [(2,), (1, 4, 4)])
-def test_compiled_generator_step_equals_autograd(ext, out_shape, seed):
+@pytest.mark.parametrize("out_shape,rows", [((2,), 9), ((1, 4, 4), 9), ((2,), 200)])
+def test_compiled_generator_step_equals_autograd(ext, three_threads, out_shape, rows, seed):
     from wgan.training.steps import generator_step
 
     generator = MLPGenerator(3, out_shape, 16, 2, "leaky_relu").to(F64)
     d = 2 if out_shape == (2,) else 16
     critic = MLPCritic(d, 12, 3, "relu").to(F64)
-    z = torch.randn(9, 3, dtype=F64)
+    z = torch.randn(rows, 3, dtype=F64)
     ref_g, ref_c = copy.deepcopy(generator), copy.deepcopy(critic)
     expected = -ref_c(ref_g(z)).mean()
     expected.backward()
@@ -170,3 +209,14 @@ def test_compiled_generator_step_equals_autograd(ext, out_shape, seed):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12, msg=lambda m: f"{name}: {m}")
     assert all(p.grad is None for p in critic.parameters())  # the critic is not trained here
     assert native.wgan_generator_step(generator, critic, z) is not None  # the compiled path did it
+
+
+def test_the_compiled_step_gets_every_core_by_default():
+    import os
+
+    from wgan.config import resolve
+    from wgan.training.trainer import default_threads
+
+    config = resolve({"data": "ring8", "preset": "toy"})
+    assert default_threads(config, "mlp", (2,), compiled=True) == os.cpu_count()  # a block of rows per thread
+    assert default_threads(config, "mlp", (2,), compiled=False) == 1  # PyTorch ops: overhead-bound

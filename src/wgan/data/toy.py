@@ -26,7 +26,7 @@ class MixtureSampler:
         dev = self.centers.device
         k = torch.randint(len(self.centers), (n,), generator=rng, device=rng.device).to(dev)
         noise = torch.randn(n, 2, generator=rng, device=rng.device).to(dev)
-        return self.centers[k] + self.std * noise
+        return noise.mul_(self.std).add_(self.centers.index_select(0, k))  # centre + std * noise
 
     def to(self, device) -> "MixtureSampler":
         return MixtureSampler(self.centers.to(device), self.std)

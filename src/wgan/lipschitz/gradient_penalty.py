@@ -143,6 +143,7 @@ class GradientPenalty(LipschitzMethod):
         if not (self.fast and hasattr(critic, "penalised_backward") and critic.has_input_gradient()):
             return None
         gain = self.weight * self.interval
+        closed = self.norm_penalty()
 
         def gradient_loss(grad):
             pen, norms = penalty_of_gradient(grad, self.one_sided)
@@ -150,4 +151,9 @@ class GradientPenalty(LipschitzMethod):
 
         return critic.penalised_backward(x_real, x_fake, x_hat, critic_loss, gradient_loss,
                                          critic_loss_grad=critic_loss_grad,
-                                         gradient_loss_grad=NormPenalty(gain, self.one_sided, _EPS))
+                                         gradient_loss_grad=closed)
+
+    def norm_penalty(self) -> NormPenalty | None:
+        """This penalty (its gain: weight x interval) in closed form for the written-out and compiled
+        backward, or ``None`` when ``fast`` is off."""
+        return NormPenalty(self.weight * self.interval, self.one_sided, _EPS) if self.fast else None

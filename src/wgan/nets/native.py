@@ -32,11 +32,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from wgan.nets.fastgrad import NormPenalty, WassersteinScores, _has_hooks, _layers
 
 SOURCE = Path(__file__).with_name("csrc") / "mlp.cpp"
+# OpenMP for the row blocks; the process's OpenMP runtime is torch's (the same soname, already loaded)
+CFLAGS, LDFLAGS = ["-O3", "-march=native", "-fopenmp"], ["-fopenmp"]
 _NO_BIAS = torch.empty(0)  # what the compiled code takes for a layer without a bias
 _state: dict = {}  # "module" once loaded (None when it could not be built), "error" (why)
 
@@ -58,7 +59,8 @@ def _cpu_flags() -> bytes:
 def build_dir() -> Path:
     """``$WGAN_NATIVE_DIR`` (default ``~/.cache/wgan/native``) / a key of the source, torch and the CPU."""
     root = Path(os.environ.get("WGAN_NATIVE_DIR") or Path.home() / ".cache" / "wgan" / "native")
-    key = hashlib.sha256(SOURCE.read_bytes() + torch.__version__.encode() + _cpu_flags()).hexdigest()[:16]
+    flags = " ".join(CFLAGS + LDFLAGS).encode()
+    key = hashlib.sha256(SOURCE.read_bytes() + flags + torch.__version__.encode() + _cpu_flags()).hexdigest()[:16]
     return root / key
 
 
@@ -93,7 +95,7 @@ def _build():
         os.environ["PATH"] = bin_dir + os.pathsep + path
     try:
         return load_extension("wgan_native", [str(SOURCE)], build_directory=str(directory),
-                              extra_cflags=["-O3", "-march=native"], verbose=False)
+                              extra_cflags=CFLAGS, extra_ldflags=LDFLAGS, verbose=False)
     finally:
         os.environ["PATH"] = path
 
@@ -107,12 +109,15 @@ def mlp_layers(net: nn.Module) -> tuple[list, list, list[float]] | None:
     if len(layers) < 3 or len(layers) % 2 == 0:
         return None
     weights, biases, slopes = [], [], []
-    for i, m in enumerate(layers):
+    for i, m in enumerate(layers):  # (on every step: attribute lookups kept to the plain dicts)
         if i % 2 == 0:
-            if type(m) is not nn.Linear or parametrize.is_parametrized(m) or _has_hooks(m):
+            # a parametrised Linear (spectral norm, weight norm) has a class of its own; the older
+            # hook-based ones have hooks and no "weight" parameter
+            if type(m) is not nn.Linear or _has_hooks(m) or m._parameters.get("weight") is None:
                 return None
-            weights.append(m.weight)
-            biases.append(m.bias if m.bias is not None else _NO_BIAS)
+            weights.append(m._parameters["weight"])
+            bias = m._parameters.get("bias")
+            biases.append(bias if bias is not None else _NO_BIAS)
         else:
             if type(m) not in (nn.ReLU, nn.LeakyReLU) or _has_hooks(m):
                 return None
@@ -186,22 +191,56 @@ def _assign_grads(params: list, grads) -> None:
             p.grad.add_(g)
 
 
+def _generator_and_critic(generator: nn.Module, critic: nn.Module, tensors: list[torch.Tensor]):
+    """``(module, generator spec, critic spec)`` for an :class:`~wgan.nets.mlp.MLPGenerator` and an
+    :class:`~wgan.nets.mlp.MLPCritic` the compiled steps take, with these inputs; ``None`` otherwise."""
+    from wgan.nets.mlp import MLPCritic, MLPGenerator
+
+    if type(generator) is not MLPGenerator or type(critic) is not MLPCritic:
+        return None
+    if any(t.dim() != 2 or len(t) == 0 or len(t) != len(tensors[0]) for t in tensors):
+        return None
+    g_spec, c_spec = mlp_layers(generator.net), mlp_layers(critic.net)
+    if g_spec is None or c_spec is None or c_spec[0][-1].shape[0] != 1 or g_spec[0][-1].shape[0] != c_spec[0][0].shape[1]:
+        return None
+    if not _fits(tensors, g_spec[0] + g_spec[1] + c_spec[0] + c_spec[1]):
+        return None
+    module = load()
+    return None if module is None else (module, g_spec, c_spec)
+
+
+def wgan_gp_critic_step(generator: nn.Module, critic: nn.Module, x_real: torch.Tensor, z: torch.Tensor,
+                        rng: torch.Generator | None, penalty: NormPenalty):
+    """The whole WGAN-GP critic step from the generator's noise, compiled: ``x_fake = G(z)`` without a
+    graph, ``x_hat`` = :func:`~wgan.lipschitz.gradient_penalty.interpolate` ``(x_real, x_fake, rng)``
+    (the same draw from ``rng``), then :func:`wgan_gp_critic`'s loss and gradients (accumulated into
+    the critic's ``.grad``). For an MLP generator and critic on flat (N, d) data; ``None`` (nothing
+    done, nothing drawn) when it does not apply.
+
+    Returns ``(objective, score_real, score_fake, penalty term, norms)``.
+    """
+    found = _generator_and_critic(generator, critic, [x_real, z])
+    if found is None or x_real.shape[1] != critic.net[0].in_features:
+        return None
+    module, g_spec, c_spec = found
+    alpha = torch.rand((len(x_real), 1), generator=rng, dtype=x_real.dtype)  # interpolate's draw
+    with torch.no_grad():
+        out = module.wgan_gp_critic_step(x_real.contiguous(), z, alpha, *g_spec, *c_spec, penalty.gain,
+                                         penalty.one_sided, penalty.eps)
+    loss, scores, term, norms = out[:4]
+    _assign_grads(c_spec[0] + c_spec[1], out[4:])
+    n = len(x_real)
+    return loss, scores[:n], scores[n:], term, norms
+
+
 def wgan_generator_step(generator: nn.Module, critic: nn.Module, z: torch.Tensor) -> torch.Tensor | None:
     """The generator's Wasserstein loss :math:`-E[f(G(z))]` and its generator gradients (accumulated into
     ``.grad``; the critic's are not computed), compiled, for an :class:`~wgan.nets.mlp.MLPGenerator` and
     an :class:`~wgan.nets.mlp.MLPCritic`; ``None`` (nothing done) when it does not apply."""
-    from wgan.nets.mlp import MLPCritic, MLPGenerator
-
-    if type(generator) is not MLPGenerator or type(critic) is not MLPCritic or z.dim() != 2 or len(z) == 0:
+    found = _generator_and_critic(generator, critic, [z])
+    if found is None:
         return None
-    g_spec, c_spec = mlp_layers(generator.net), mlp_layers(critic.net)
-    if g_spec is None or c_spec is None or c_spec[0][-1].shape[0] != 1:
-        return None
-    if not _fits([z], g_spec[0] + g_spec[1] + c_spec[0] + c_spec[1]):
-        return None
-    module = load()
-    if module is None:
-        return None
+    module, g_spec, c_spec = found
     with torch.no_grad():
         out = module.wgan_generator(z, *g_spec, *c_spec)
     _assign_grads(g_spec[0] + g_spec[1], out[1:])

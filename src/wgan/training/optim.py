@@ -5,6 +5,7 @@ grouping tensors by device, the profiler's record, hooks, per-group bookkeeping 
 about 50 µs around a 14 µs kernel, five times per generator step. :func:`step` calls the same kernel
 (``torch._fused_adam_``) directly when that is all ``step()`` would do, with the same state, and
 ``step()`` otherwise (the first step, which creates the state; hooks; any other setting).
+:func:`zero_grad` likewise.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ def _plain_fused_adam(opt: torch.optim.Optimizer) -> dict | None:
             or g.get("decoupled_weight_decay") or torch.is_tensor(g["lr"]):
         return None
     return g
+
+
+def zero_grad(opt: torch.optim.Optimizer) -> None:
+    """``opt.zero_grad(set_to_none=True)`` without the profiler's record around it (about 50 µs)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            p.grad = None
 
 
 def step(opt: torch.optim.Optimizer) -> None:

@@ -15,7 +15,7 @@ from torch import nn
 from wgan.lipschitz import LipschitzMethod
 from wgan.lipschitz.gradient_penalty import interpolate
 from wgan.nets import native
-from wgan.nets.fastgrad import WassersteinScores
+from wgan.nets.fastgrad import NormPenalty, WassersteinScores
 from wgan.objectives import Objective
 from wgan.training import optim
 from wgan.training.distributed import Comm
@@ -39,20 +39,33 @@ def scores_samples_independently(critic: nn.Module) -> bool:
 _CLOSED_FORMS = {"wasserstein": WassersteinScores()}
 
 
+def compiled_penalty(objective: Objective, lipschitz: LipschitzMethod) -> NormPenalty | None:
+    """The penalty in closed form when the objective and method are those of the compiled critic step
+    (the Wasserstein loss and the gradient penalty), else ``None``."""
+    if objective.name != "wasserstein":
+        return None
+    return getattr(lipschitz, "norm_penalty", lambda: None)()
+
+
 def critic_step(critic: nn.Module, generator: nn.Module, critic_opt: torch.optim.Optimizer,
                 objective: Objective, lipschitz: LipschitzMethod, comm: Comm,
                 x_real: torch.Tensor, z: torch.Tensor, rng: torch.Generator,
                 apply_penalty: bool = True) -> dict[str, torch.Tensor]:
     """One critic update. Critic: maximise E[f(x_real)] - E[f(G(z))] (or the objective's form)."""
-    critic_opt.zero_grad(set_to_none=True)
-    with torch.no_grad():
-        x_fake = generator(z)  # the generator is not trained here: no graph through it
-    x_hat = interpolate(x_real, x_fake, rng) if apply_penalty and lipschitz.needs_interpolates else None
-    # Fast path: the method and the critic write the whole backward out (no autograd graph of the
-    # critic); the same loss and gradients as the general path below (tests/test_fastgrad.py).
-    fused = getattr(lipschitz, "penalised_backward", None) if apply_penalty else None
-    out = (fused(critic, objective.critic_loss, x_real, x_fake, x_hat,
-                 critic_loss_grad=_CLOSED_FORMS.get(objective.name)) if fused is not None else None)
+    optim.zero_grad(critic_opt)
+    # MLPs, the Wasserstein loss and the gradient penalty on a CPU: the whole step in one compiled
+    # call, the fake and interpolated rows made inside (tests/test_native.py)
+    closed = compiled_penalty(objective, lipschitz) if apply_penalty else None
+    out = native.wgan_gp_critic_step(generator, critic, x_real, z, rng, closed) if closed is not None else None
+    if out is None:
+        with torch.no_grad():
+            x_fake = generator(z)  # the generator is not trained here: no graph through it
+        x_hat = interpolate(x_real, x_fake, rng) if apply_penalty and lipschitz.needs_interpolates else None
+        # Fast path: the method and the critic write the whole backward out (no autograd graph of the
+        # critic); the same loss and gradients as the general path below (tests/test_fastgrad.py).
+        fused = getattr(lipschitz, "penalised_backward", None) if apply_penalty else None
+        out = (fused(critic, objective.critic_loss, x_real, x_fake, x_hat,
+                     critic_loss_grad=_CLOSED_FORMS.get(objective.name)) if fused is not None else None)
     if out is not None:
         loss, score_real, score_fake, term, norms = out
         stats = {"loss/critic": loss, "critic/gap": score_real.mean() - score_fake.mean(),
@@ -90,7 +103,7 @@ def critic_step(critic: nn.Module, generator: nn.Module, critic_opt: torch.optim
 def generator_step(generator: nn.Module, critic: nn.Module, gen_opt: torch.optim.Optimizer,
                    objective: Objective, comm: Comm, z: torch.Tensor) -> dict[str, torch.Tensor]:
     """One generator update. Generator: minimise the objective's generator loss on f(G(z))."""
-    gen_opt.zero_grad(set_to_none=True)
+    optim.zero_grad(gen_opt)
     # MLPs and the Wasserstein loss on a CPU: one compiled call (the same loss and gradients)
     loss = native.wgan_generator_step(generator, critic, z) if objective.name == "wasserstein" else None
     if loss is None:

@@ -30,12 +30,13 @@ import torch
 from wgan.config import MODEL_FIELDS, ConfigError, TrainConfig, from_dict
 from wgan.data import load_data
 from wgan.lipschitz import build_lipschitz
+from wgan.nets import native
 from wgan.nets import build_nets, resolve_arch
 from wgan.objectives import get_objective
 from wgan.training import checkpoint as ckpt
 from wgan.training.distributed import Comm, get_comm
 from wgan.training.ema import EMA
-from wgan.training.steps import critic_step, generator_step
+from wgan.training.steps import compiled_penalty, critic_step, generator_step
 from wgan.variants import get_variant
 
 
@@ -84,10 +85,12 @@ class StatsAccumulator:
 ARITHMETIC_BOUND_FLOPS = 128e6
 
 
-def default_threads(config: TrainConfig, arch: str, data_shape: tuple[int, ...]) -> int:
-    """CPU threads when ``--threads`` is 0: one for small MLPs, every core for conv nets and large MLPs."""
+def default_threads(config: TrainConfig, arch: str, data_shape: tuple[int, ...], compiled: bool = False) -> int:
+    """CPU threads when ``--threads`` is 0: every core for conv nets, large MLPs and the compiled MLP
+    steps (which give each thread a block of rows: one parallel region per step, not one per
+    operation); one for other small MLPs."""
     cores = max(1, os.cpu_count() or 1)
-    if arch != "mlp":
+    if arch != "mlp" or compiled:
         return cores
     d = math.prod(data_shape)
     macs = (config.z_dim * config.g_width + (config.g_depth - 1) * config.g_width ** 2 + config.g_width * d
@@ -157,7 +160,9 @@ class Trainer:
         self.data = load_data(config).to(self.device)
         self.arch = resolve_arch(config, self.data)
         if not config.threads:
-            torch.set_num_threads(default_threads(config, self.arch, self.data.shape))
+            compiled = (self.device.type == "cpu" and self.arch == "mlp"
+                        and compiled_penalty(self.objective, self.lipschitz) is not None and native.load() is not None)
+            torch.set_num_threads(default_threads(config, self.arch, self.data.shape, compiled))
         generator, critic = build_nets(config, self.data)
         self.generator = generator.to(self.device)
         self.critic = self.lipschitz.wrap(critic).to(self.device)
