@@ -126,3 +126,34 @@ def test_a_wgan_gp_conv_step_reduces_the_critic_loss_on_separable_data(tmp_path,
     summary = t.train()
     assert summary["step"] == 3
     assert t.history[0]["critic/gap"] > 0  # real squares score above the generator's noise
+
+
+def test_conv_nets_train_channels_last_on_a_cpu_with_the_same_gradients(tmp_path, seed):
+    """The trainer keeps conv weights channels-last on a CPU (oneDNN's fast layout); a critic step and a
+    generator step give the gradients the default layout gives (float64, relative to the largest)."""
+    import copy
+
+    from wgan.training.steps import critic_step, generator_step
+    from wgan.training.trainer import Trainer
+
+    x = np.random.default_rng(0).integers(0, 256, (32, 28, 28, 3), dtype=np.uint8)
+    np.save(tmp_path / "rgb.npy", x)
+    t = Trainer(resolve({"data": f"npy:{tmp_path / 'rgb.npy'}", "arch": "conv", "g_width": 8, "c_width": 8,
+                         "z_dim": 8, "batch_size": 6, "threads": 1}))
+    convs = [m for m in t.critic.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    g = torch.Generator().manual_seed(1)
+    x_real = t.data.sample(6, g).double()
+    z = torch.randn(6, 8, generator=g, dtype=torch.float64)
+    grads = []
+    for layout in (torch.channels_last, torch.contiguous_format):
+        gen, critic = copy.deepcopy(t.generator).double(), copy.deepcopy(t.critic).double()
+        gen.to(memory_format=layout)
+        critic.to(memory_format=layout)
+        critic_step(critic, gen, torch.optim.SGD(critic.parameters(), lr=0.0), t.objective, t.lipschitz, t.comm,
+                    x_real, z, torch.Generator().manual_seed(2))
+        generator_step(gen, critic, torch.optim.SGD(gen.parameters(), lr=0.0), t.objective, t.comm, z)
+        grads.append([p.grad for p in [*critic.parameters(), *gen.parameters()]])
+    scale = max(float(b.abs().max()) for b in grads[1])
+    for a, b in zip(*grads):
+        assert float((a - b).abs().max()) <= 1e-12 * scale
