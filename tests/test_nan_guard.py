@@ -28,12 +28,14 @@ def poison_data(trainer: Trainer, bad_steps, once: bool = False) -> None:
     """
     orig = trainer.data.sampler
     done: set[int] = set()
+    draws: dict[int, int] = {}  # real batches drawn in each bad step so far
 
     def sampler(n, rng):
         x = orig(n, rng)
         step = trainer.step + 1
         if step in bad_steps and not (once and step in done):
-            if once and trainer.critic_iters % trainer.config.n_critic == trainer.config.n_critic - 1:
+            draws[step] = draws.get(step, 0) + 1
+            if once and draws[step] == trainer.config.n_critic:
                 done.add(step)  # the step's last critic batch: the next pass through it is clean
             return x * float("nan")
         return x

@@ -220,3 +220,38 @@ def test_the_compiled_step_gets_every_core_by_default():
     config = resolve({"data": "ring8", "preset": "toy"})
     assert default_threads(config, "mlp", (2,), compiled=True) == os.cpu_count()  # a block of rows per thread
     assert default_threads(config, "mlp", (2,), compiled=False) == 1  # PyTorch ops: overhead-bound
+
+
+def test_a_compiled_round_equals_the_steps_one_by_one(ext, monkeypatch, three_threads):
+    """A whole generator step in one call (critic steps, generator step, both Adam updates) leaves the
+    same parameters, optimiser state, statistics and random stream as the steps one by one."""
+    from wgan.config import resolve
+    from wgan.training import trainer as trainer_module
+
+    config = resolve({"data": "ring8", "preset": "toy", "variant": "wgan-gp", "g_width": 32, "c_width": 32,
+                      "batch_size": 200, "n_critic": 3, "ema_decay": 0.0, "threads": 3})
+    rounds = []
+    original = trainer_module.compiled_round
+    for compiled in (True, False):
+        used = []
+        monkeypatch.setattr(trainer_module, "compiled_round",
+                            lambda *a: used.append(original(*a) if compiled else None) or used[-1])
+        t = trainer_module.Trainer(config)
+        for _ in range(3):
+            t._one_generator_step()
+        stats = t.acc.means(t.comm)
+        assert [u is not None for u in used] == ([False, True, True] if compiled else [False] * 3)  # Adam's state first
+        rounds.append((t, stats))
+    (a, stats_a), (b, stats_b) = rounds
+    for (name, p), q in zip([*a.critic.named_parameters(), *a.generator.named_parameters()],
+                            [*b.critic.parameters(), *b.generator.parameters()]):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=0, msg=lambda m: f"{name} grad: {m}")
+    for opt_a, opt_b in ((a.critic_opt, b.critic_opt), (a.gen_opt, b.gen_opt)):
+        for sa, sb in zip(opt_a.state.values(), opt_b.state.values()):
+            for k in sa:
+                torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0)
+    assert stats_a.keys() == stats_b.keys()
+    for k in stats_a:
+        assert stats_a[k] == pytest.approx(stats_b[k], rel=1e-6), k
+    assert torch.equal(a.rng.get_state(), b.rng.get_state())

@@ -130,7 +130,7 @@ def mlp_layers(net: nn.Module) -> tuple[list, list, list[float]] | None:
 
 def _fits(tensors, params) -> bool:
     """CPU float32/float64, one dtype, contiguous parameters."""
-    dtype = tensors[0].dtype
+    dtype = tensors[0].dtype if tensors else params[0].dtype
     if dtype not in (torch.float32, torch.float64):
         return False
     for t in tensors:
@@ -191,7 +191,7 @@ def _assign_grads(params: list, grads) -> None:
             p.grad.add_(g)
 
 
-def _generator_and_critic(generator: nn.Module, critic: nn.Module, tensors: list[torch.Tensor]):
+def generator_and_critic(generator: nn.Module, critic: nn.Module, tensors: list[torch.Tensor] = ()):
     """``(module, generator spec, critic spec)`` for an :class:`~wgan.nets.mlp.MLPGenerator` and an
     :class:`~wgan.nets.mlp.MLPCritic` the compiled steps take, with these inputs; ``None`` otherwise."""
     from wgan.nets.mlp import MLPCritic, MLPGenerator
@@ -219,7 +219,7 @@ def wgan_gp_critic_step(generator: nn.Module, critic: nn.Module, x_real: torch.T
 
     Returns ``(objective, score_real, score_fake, penalty term, norms)``.
     """
-    found = _generator_and_critic(generator, critic, [x_real, z])
+    found = generator_and_critic(generator, critic, [x_real, z])
     if found is None or x_real.shape[1] != critic.net[0].in_features:
         return None
     module, g_spec, c_spec = found
@@ -233,11 +233,41 @@ def wgan_gp_critic_step(generator: nn.Module, critic: nn.Module, x_real: torch.T
     return loss, scores[:n], scores[n:], term, norms
 
 
+def parameters(spec) -> list[torch.Tensor]:
+    """A spec's parameters in the order of the compiled gradients: the weights, then the biases there are."""
+    return [p for p in spec[0] + spec[1] if p is not _NO_BIAS]
+
+
+def wgan_gp_round(nets, x_reals: list[torch.Tensor], zs: list[torch.Tensor], alphas: list[torch.Tensor],
+                  z: torch.Tensor, penalty: NormPenalty, critic_adam, generator_adam):
+    """A whole generator step, compiled: for each k the critic step :func:`wgan_gp_critic_step` does from
+    ``(x_reals[k], zs[k])`` with the interpolation weights ``alphas[k]`` (N values), and the critic's
+    Adam update; then :func:`wgan_generator_step` on ``z`` and the generator's. ``nets`` is
+    :func:`generator_and_critic`'s answer; ``*_adam`` are :func:`wgan.training.optim.fused_adam_args`
+    for :func:`parameters` of each. The parameters are updated in place, and ``.grad`` holds the last
+    gradients, as the steps one by one leave it.
+
+    Returns ``(critic statistics (K, 5): loss, gap, penalty term, mean norm, loss + term; generator loss)``.
+    """
+    module, g_spec, c_spec = nets
+    with torch.no_grad():
+        out = module.wgan_gp_round([x.flatten(1) for x in x_reals], zs, [a.reshape(len(a), 1) for a in alphas], z,
+                                   *g_spec, *c_spec, penalty.gain, penalty.one_sided, penalty.eps,
+                                   [*critic_adam[0], *critic_adam[1], *critic_adam[2]], critic_adam[3],
+                                   [*generator_adam[0], *generator_adam[1], *generator_adam[2]], generator_adam[3])
+    n_critic = 2 * len(c_spec[0])
+    for spec, grads in ((c_spec, out[2:2 + n_critic]), (g_spec, out[2 + n_critic:])):
+        for p in parameters(spec):
+            p.grad = None
+        _assign_grads(spec[0] + spec[1], grads)
+    return out[0], out[1]
+
+
 def wgan_generator_step(generator: nn.Module, critic: nn.Module, z: torch.Tensor) -> torch.Tensor | None:
     """The generator's Wasserstein loss :math:`-E[f(G(z))]` and its generator gradients (accumulated into
     ``.grad``; the critic's are not computed), compiled, for an :class:`~wgan.nets.mlp.MLPGenerator` and
     an :class:`~wgan.nets.mlp.MLPCritic`; ``None`` (nothing done) when it does not apply."""
-    found = _generator_and_critic(generator, critic, [z])
+    found = generator_and_critic(generator, critic, [z])
     if found is None:
         return None
     module, g_spec, c_spec = found

@@ -35,19 +35,37 @@ def zero_grad(opt: torch.optim.Optimizer) -> None:
             p.grad = None
 
 
+def fused_adam_args(opt: torch.optim.Optimizer, params: list[torch.Tensor] | None = None):
+    """``(exp_avgs, exp_avg_sqs, steps, [lr, beta1, beta2, weight_decay, eps])`` for ``params`` (default:
+    the optimiser's own, in its order) when ``opt.step()`` is exactly one ``torch._fused_adam_`` call
+    on them: a plain fused Adam over exactly these parameters, its state already made; else ``None``."""
+    g = _plain_fused_adam(opt)
+    if g is None:
+        return None
+    own = g["params"]
+    if params is None:
+        params = own
+    elif len(params) != len(own) or {id(p) for p in params} != {id(p) for p in own}:
+        return None
+    state = opt.state
+    if not all(p in state for p in params):
+        return None
+    states = [state[p] for p in params]
+    beta1, beta2 = g["betas"]
+    return ([s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [s["step"] for s in states],
+            [g["lr"], beta1, beta2, g["weight_decay"], g["eps"]])
+
+
 def step(opt: torch.optim.Optimizer) -> None:
     """``opt.step()``: the same update, for a plain fused Adam by one direct kernel call."""
-    g = _plain_fused_adam(opt)
-    if g is not None:
-        params, state = g["params"], opt.state
+    args = fused_adam_args(opt)
+    if args is not None:
+        params = opt.param_groups[0]["params"]
         grads = [p.grad for p in params]
-        if all(gr is not None for gr in grads) and all(p in state for p in params):
-            states = [state[p] for p in params]
-            steps = [s["step"] for s in states]
+        if all(gr is not None for gr in grads):
+            exp_avgs, exp_avg_sqs, steps, (lr, beta1, beta2, weight_decay, eps) = args
             torch._foreach_add_(steps, 1)
-            beta1, beta2 = g["betas"]
-            torch._fused_adam_(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [],
-                               steps, amsgrad=False, lr=g["lr"], beta1=beta1, beta2=beta2,
-                               weight_decay=g["weight_decay"], eps=g["eps"], maximize=False)
+            torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr, beta1=beta1,
+                               beta2=beta2, weight_decay=weight_decay, eps=eps, maximize=False)
             return
     opt.step()

@@ -116,3 +116,38 @@ def generator_step(generator: nn.Module, critic: nn.Module, gen_opt: torch.optim
     comm.all_reduce_grads(generator.parameters())
     optim.step(gen_opt)
     return {"loss/generator": loss.detach()}
+
+
+def compiled_round(generator: nn.Module, critic: nn.Module, critic_opt: torch.optim.Optimizer,
+                   gen_opt: torch.optim.Optimizer, objective: Objective, lipschitz: LipschitzMethod, comm: Comm):
+    """A whole generator step in one compiled call, when it is what n_critic :func:`critic_step` calls and
+    one :func:`generator_step` call would do: MLPs on a CPU, the Wasserstein loss, the gradient penalty
+    on every step, one process, plain fused Adams (past their first step) and no after-step work.
+
+    Returns ``run(x_reals, zs, alphas, z) -> (critic statistics summed over the steps, generator
+    statistics)``, the draws made by the caller in the order the steps make them (x_real, z, then the
+    interpolation weights as :func:`~wgan.lipschitz.gradient_penalty.interpolate` draws them, per critic
+    step; then z); ``None`` when it does not apply (nothing drawn yet, so the steps one by one take over).
+    """
+    penalty = compiled_penalty(objective, lipschitz)
+    if (penalty is None or comm.world_size > 1 or lipschitz.interval != 1
+            or type(lipschitz).after_step is not LipschitzMethod.after_step):
+        return None
+    nets = native.generator_and_critic(generator, critic)
+    if nets is None:
+        return None
+    c_params, g_params = native.parameters(nets[2]), native.parameters(nets[1])
+    if not all(p.requires_grad for p in c_params + g_params):
+        return None
+    c_adam, g_adam = optim.fused_adam_args(critic_opt, c_params), optim.fused_adam_args(gen_opt, g_params)
+    if c_adam is None or g_adam is None:
+        return None
+
+    def run(x_reals, zs, alphas, z):
+        stats, gen_loss = native.wgan_gp_round(nets, x_reals, zs, alphas, z, penalty, c_adam, g_adam)
+        sums = stats.sum(0)
+        critic_stats = dict(zip(("loss/critic", "critic/gap", "lipschitz/penalty", "lipschitz/grad_norm_mean",
+                                 "loss/critic_total"), sums.unbind()))
+        return critic_stats, {"loss/generator": gen_loss}
+
+    return run

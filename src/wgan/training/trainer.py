@@ -36,7 +36,7 @@ from wgan.objectives import get_objective
 from wgan.training import checkpoint as ckpt
 from wgan.training.distributed import Comm, get_comm
 from wgan.training.ema import EMA
-from wgan.training.steps import compiled_penalty, critic_step, generator_step
+from wgan.training.steps import compiled_penalty, compiled_round, critic_step, generator_step
 from wgan.variants import get_variant
 
 
@@ -59,13 +59,14 @@ class StatsAccumulator:
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
 
-    def add(self, stats: dict[str, torch.Tensor]) -> None:
+    def add(self, stats: dict[str, torch.Tensor], count: int = 1) -> None:
+        """Add one step's statistics, or the sums of ``count`` steps'."""
         for k, v in stats.items():
             if k in self.sums:
                 self.sums[k] += v
             else:
                 self.sums[k] = v.clone().float()
-            self.counts[k] = self.counts.get(k, 0) + 1
+            self.counts[k] = self.counts.get(k, 0) + count
 
     def means(self, comm: Comm) -> dict[str, float]:
         if not self.sums:
@@ -403,15 +404,29 @@ class Trainer:
         B = c.batch_size
         if c.on_nan == "rollback" and self._good_state is None:
             self._good_state = self._snapshot()  # the start state, until the first good tick
-        for _ in range(c.n_critic):
-            x_real = self.data.sample(B, self.rng)
+        run = compiled_round(self.generator, self.critic, self.critic_opt, self.gen_opt, self.objective,
+                             self.lipschitz, self.comm)
+        if run is not None:  # the same steps in one compiled call, the same draws in the same order
+            draws = []
+            for _ in range(c.n_critic):
+                x_real = self.data.sample(B, self.rng)
+                z = torch.randn(B, c.z_dim, generator=self.rng, device=self.device)
+                draws.append((x_real, z, torch.rand(B, generator=self.rng, device=self.device, dtype=x_real.dtype)))
             z = torch.randn(B, c.z_dim, generator=self.rng, device=self.device)
-            apply_penalty = self.critic_iters % self.lipschitz.interval == 0
-            self.acc.add(critic_step(self.critic, self.generator, self.critic_opt, self.objective,
-                                     self.lipschitz, self.comm, x_real, z, self.rng, apply_penalty))
-            self.critic_iters += 1
-        z = torch.randn(B, c.z_dim, generator=self.rng, device=self.device)
-        self.acc.add(generator_step(self.generator, self.critic, self.gen_opt, self.objective, self.comm, z))
+            critic_stats, gen_stats = run(*zip(*draws), z)
+            self.acc.add(critic_stats, count=c.n_critic)
+            self.acc.add(gen_stats)
+            self.critic_iters += c.n_critic
+        else:
+            for _ in range(c.n_critic):
+                x_real = self.data.sample(B, self.rng)
+                z = torch.randn(B, c.z_dim, generator=self.rng, device=self.device)
+                apply_penalty = self.critic_iters % self.lipschitz.interval == 0
+                self.acc.add(critic_step(self.critic, self.generator, self.critic_opt, self.objective,
+                                         self.lipschitz, self.comm, x_real, z, self.rng, apply_penalty))
+                self.critic_iters += 1
+            z = torch.randn(B, c.z_dim, generator=self.rng, device=self.device)
+            self.acc.add(generator_step(self.generator, self.critic, self.gen_opt, self.objective, self.comm, z))
         if self.ema is not None:
             self.ema.update(self.generator)
         self.step += 1

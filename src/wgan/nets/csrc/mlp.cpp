@@ -321,43 +321,9 @@ std::vector<Tensor> critic_in_blocks(int64_t N, int64_t NF, int64_t M, const Inp
   return out;
 }
 
-}  // namespace
-
-// The whole MLP forward (every layer, the last without activation), no graph: (N, d) -> (N, out).
-Tensor mlp_forward(Tensor x, std::vector<Tensor> weights, std::vector<Tensor> biases, std::vector<double> slopes) {
-  const Mlp net(std::move(weights), std::move(biases), std::move(slopes), "MLP");
-  x = x.contiguous();
-  const int64_t blocks = block_count(x.size(0));
-  Tensor out = at::empty({x.size(0), net.w.back().size(0)}, x.options());
-  for_each_block(blocks, [&](int64_t k) {
-    Tensor xk = block_rows(x, k, blocks);
-    block_rows(out, k, blocks).copy_(output_layer(hidden_forward(xk, net).back(), net));
-  });
-  return out;
-}
-
-// L = E[f(fake)] - E[f(real)] + gain * E[(|grad f(x_hat)| - 1)^2] (one-sided: max(0, .)^2) and the
-// gradients of every weight and bias. Returns (loss, scores (N_real + N_fake), penalty term, norms
-// (M), weight grads..., bias grads... (empty where a layer has no bias)).
-std::vector<Tensor> wgan_gp_critic(Tensor x_real, Tensor x_fake, Tensor x_hat, std::vector<Tensor> weights,
-                                   std::vector<Tensor> biases, std::vector<double> slopes, double gain,
-                                   bool one_sided, double eps) {
-  const Mlp net = critic_mlp(std::move(weights), std::move(biases), std::move(slopes));
-  auto inputs = [&](int64_t k, int64_t blocks) {
-    return std::make_tuple(block_rows(x_real, k, blocks), block_rows(x_fake, k, blocks), block_rows(x_hat, k, blocks));
-  };
-  return critic_in_blocks(x_real.size(0), x_fake.size(0), x_hat.size(0), inputs, net, gain, one_sided, eps);
-}
-
-// The whole critic step from the generator's noise: x_fake = G(z) (no graph), x_hat = lerp(x_fake,
-// x_real, alpha) (torch.lerp: wgan.lipschitz.gradient_penalty.interpolate), then wgan_gp_critic; each
-// block makes its own fake and interpolated rows. Returns what wgan_gp_critic returns.
-std::vector<Tensor> wgan_gp_critic_step(Tensor x_real, Tensor z, Tensor alpha, std::vector<Tensor> gw,
-                                        std::vector<Tensor> gb, std::vector<double> gs, std::vector<Tensor> cw,
-                                        std::vector<Tensor> cb, std::vector<double> cs, double gain, bool one_sided,
-                                        double eps) {
-  const Mlp gen(std::move(gw), std::move(gb), std::move(gs), "generator");
-  const Mlp net = critic_mlp(std::move(cw), std::move(cb), std::move(cs));
+// wgan_gp_critic_step's work on prepared networks.
+std::vector<Tensor> critic_step_from_noise(const Tensor& x_real, Tensor z, const Tensor& alpha, const Mlp& gen,
+                                           const Mlp& net, double gain, bool one_sided, double eps) {
   const int64_t N = x_real.size(0);
   TORCH_CHECK(z.size(0) == N && alpha.size(0) == N, "wgan native: x_real, z and alpha need the same rows");
   z = z.contiguous();
@@ -370,13 +336,8 @@ std::vector<Tensor> wgan_gp_critic_step(Tensor x_real, Tensor z, Tensor alpha, s
   return critic_in_blocks(N, N, N, inputs, net, gain, one_sided, eps);
 }
 
-// The generator's Wasserstein loss -E[f(G(z))] through an MLP generator (last layer without
-// activation) and an MLP critic, and the gradients of the generator's weights and biases (the
-// critic's are not computed). Returns (loss, weight grads..., bias grads... (empty where none)).
-std::vector<Tensor> wgan_generator(Tensor z, std::vector<Tensor> gw, std::vector<Tensor> gb, std::vector<double> gs,
-                                   std::vector<Tensor> cw, std::vector<Tensor> cb, std::vector<double> cs) {
-  const Mlp gen(std::move(gw), std::move(gb), std::move(gs), "generator");
-  const Mlp net = critic_mlp(std::move(cw), std::move(cb), std::move(cs));
+// The generator's loss -E[f(G(z))] and its gradients over blocks: (loss, weight grads..., bias grads...).
+std::vector<Tensor> generator_in_blocks(Tensor z, const Mlp& gen, const Mlp& net) {
   const size_t Lg = gen.layers(), Lc = net.layers();
   const int64_t N = z.size(0);
   TORCH_CHECK(N > 0, "wgan native: empty batch");
@@ -424,10 +385,125 @@ std::vector<Tensor> wgan_generator(Tensor z, std::vector<Tensor> gw, std::vector
   return out;
 }
 
+// torch.optim.Adam(fused=True).step() for one network: the same kernel (wgan/training/optim.py's
+// step). state holds the exp_avg, exp_avg_sq and step tensors of every parameter, in the order of the
+// network's gradients (weights, then the biases there are); hyper is (lr, beta1, beta2, weight_decay, eps).
+struct Adam {
+  std::vector<Tensor> params, exp_avg, exp_avg_sq, steps;
+  std::vector<double> hyper;
+
+  Adam(const Mlp& net, const std::vector<Tensor>& state, std::vector<double> h) : hyper(std::move(h)) {
+    for (const auto* group : {&net.w, &net.b}) {
+      for (const auto& p : *group) {
+        if (p.numel()) params.push_back(p);
+      }
+    }
+    const size_t n = params.size();
+    TORCH_CHECK(state.size() == 3 * n && hyper.size() == 5, "wgan native: Adam needs 3 state tensors a parameter");
+    exp_avg.assign(state.begin(), state.begin() + n);
+    exp_avg_sq.assign(state.begin() + n, state.begin() + 2 * n);
+    steps.assign(state.begin() + 2 * n, state.end());
+  }
+
+  // grads: the network's weight then bias gradients (empty where a layer has no bias)
+  void step(const std::vector<Tensor>& grads) {
+    std::vector<Tensor> present;
+    for (const auto& g : grads) {
+      if (g.numel()) present.push_back(g);
+    }
+    at::_foreach_add_(steps, 1);
+    at::_fused_adam_(params, present, exp_avg, exp_avg_sq, {}, steps, hyper[0], hyper[1], hyper[2], hyper[3],
+                     hyper[4], false, false);
+  }
+};
+
+}  // namespace
+
+// The whole MLP forward (every layer, the last without activation), no graph: (N, d) -> (N, out).
+Tensor mlp_forward(Tensor x, std::vector<Tensor> weights, std::vector<Tensor> biases, std::vector<double> slopes) {
+  const Mlp net(std::move(weights), std::move(biases), std::move(slopes), "MLP");
+  x = x.contiguous();
+  const int64_t blocks = block_count(x.size(0));
+  Tensor out = at::empty({x.size(0), net.w.back().size(0)}, x.options());
+  for_each_block(blocks, [&](int64_t k) {
+    Tensor xk = block_rows(x, k, blocks);
+    block_rows(out, k, blocks).copy_(output_layer(hidden_forward(xk, net).back(), net));
+  });
+  return out;
+}
+
+// L = E[f(fake)] - E[f(real)] + gain * E[(|grad f(x_hat)| - 1)^2] (one-sided: max(0, .)^2) and the
+// gradients of every weight and bias. Returns (loss, scores (N_real + N_fake), penalty term, norms
+// (M), weight grads..., bias grads... (empty where a layer has no bias)).
+std::vector<Tensor> wgan_gp_critic(Tensor x_real, Tensor x_fake, Tensor x_hat, std::vector<Tensor> weights,
+                                   std::vector<Tensor> biases, std::vector<double> slopes, double gain,
+                                   bool one_sided, double eps) {
+  const Mlp net = critic_mlp(std::move(weights), std::move(biases), std::move(slopes));
+  auto inputs = [&](int64_t k, int64_t blocks) {
+    return std::make_tuple(block_rows(x_real, k, blocks), block_rows(x_fake, k, blocks), block_rows(x_hat, k, blocks));
+  };
+  return critic_in_blocks(x_real.size(0), x_fake.size(0), x_hat.size(0), inputs, net, gain, one_sided, eps);
+}
+
+// The whole critic step from the generator's noise: x_fake = G(z) (no graph), x_hat = lerp(x_fake,
+// x_real, alpha) (torch.lerp: wgan.lipschitz.gradient_penalty.interpolate), then wgan_gp_critic; each
+// block makes its own fake and interpolated rows. Returns what wgan_gp_critic returns.
+std::vector<Tensor> wgan_gp_critic_step(Tensor x_real, Tensor z, Tensor alpha, std::vector<Tensor> gw,
+                                        std::vector<Tensor> gb, std::vector<double> gs, std::vector<Tensor> cw,
+                                        std::vector<Tensor> cb, std::vector<double> cs, double gain, bool one_sided,
+                                        double eps) {
+  const Mlp gen(std::move(gw), std::move(gb), std::move(gs), "generator");
+  return critic_step_from_noise(x_real, std::move(z), alpha, gen, critic_mlp(std::move(cw), std::move(cb), std::move(cs)),
+                                gain, one_sided, eps);
+}
+
+// The generator's Wasserstein loss -E[f(G(z))] through an MLP generator (last layer without
+// activation) and an MLP critic, and the gradients of the generator's weights and biases (the
+// critic's are not computed). Returns (loss, weight grads..., bias grads... (empty where none)).
+std::vector<Tensor> wgan_generator(Tensor z, std::vector<Tensor> gw, std::vector<Tensor> gb, std::vector<double> gs,
+                                   std::vector<Tensor> cw, std::vector<Tensor> cb, std::vector<double> cs) {
+  const Mlp gen(std::move(gw), std::move(gb), std::move(gs), "generator");
+  return generator_in_blocks(std::move(z), gen, critic_mlp(std::move(cw), std::move(cb), std::move(cs)));
+}
+
+// A whole generator step of WGAN-GP training: for each k, the critic step from (x_reals[k], zs[k],
+// alphas[k]) (wgan_gp_critic_step) and its Adam update, then the generator step on z_gen
+// (wgan_generator) and its Adam update, the parameters updated in place. Returns (critic statistics
+// (K x 5: loss, gap E[f(real)] - E[f(fake)], penalty term, mean norm, loss + term), generator loss,
+// the last critic gradients..., the generator gradients...), the gradients as wgan_gp_critic's.
+std::vector<Tensor> wgan_gp_round(std::vector<Tensor> x_reals, std::vector<Tensor> zs, std::vector<Tensor> alphas,
+                                  Tensor z_gen, std::vector<Tensor> gw, std::vector<Tensor> gb, std::vector<double> gs,
+                                  std::vector<Tensor> cw, std::vector<Tensor> cb, std::vector<double> cs, double gain,
+                                  bool one_sided, double eps, std::vector<Tensor> c_state, std::vector<double> c_hyper,
+                                  std::vector<Tensor> g_state, std::vector<double> g_hyper) {
+  const Mlp gen(std::move(gw), std::move(gb), std::move(gs), "generator");
+  const Mlp net = critic_mlp(std::move(cw), std::move(cb), std::move(cs));
+  Adam c_adam(net, c_state, std::move(c_hyper)), g_adam(gen, g_state, std::move(g_hyper));
+  const size_t K = x_reals.size();
+  TORCH_CHECK(K > 0 && zs.size() == K && alphas.size() == K, "wgan native: one x_real, z and alpha a critic step");
+  std::vector<Tensor> stats, critic_grads;
+  for (size_t k = 0; k < K; ++k) {
+    auto out = critic_step_from_noise(x_reals[k], zs[k], alphas[k], gen, net, gain, one_sided, eps);
+    critic_grads.assign(out.begin() + 4, out.end());
+    c_adam.step(critic_grads);
+    const int64_t n = x_reals[k].size(0);
+    Tensor gap = out[1].narrow(0, 0, n).mean() - out[1].narrow(0, n, n).mean();
+    stats.push_back(at::stack({out[0], gap, out[2], out[3].mean(), out[0] + out[2]}));
+  }
+  auto g_out = generator_in_blocks(z_gen, gen, net);
+  std::vector<Tensor> gen_grads(g_out.begin() + 1, g_out.end());
+  g_adam.step(gen_grads);
+  std::vector<Tensor> result{at::stack(stats), g_out[0]};
+  result.insert(result.end(), critic_grads.begin(), critic_grads.end());
+  result.insert(result.end(), gen_grads.begin(), gen_grads.end());
+  return result;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mlp_forward", &mlp_forward, "MLP forward without a graph");
   m.def("wgan_gp_critic", &wgan_gp_critic, "WGAN-GP critic loss and gradients of an MLP critic");
   m.def("wgan_gp_critic_step", &wgan_gp_critic_step,
         "WGAN-GP critic step of an MLP critic from an MLP generator's noise and the interpolation weights");
   m.def("wgan_generator", &wgan_generator, "WGAN generator loss and generator gradients, MLP generator and critic");
+  m.def("wgan_gp_round", &wgan_gp_round, "n_critic WGAN-GP critic steps and a generator step with their Adam updates");
 }
