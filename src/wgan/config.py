@@ -69,8 +69,8 @@ class TrainConfig:
     eval_samples: int = 2500  # toy protocol (VEEGAN / PacGAN): 2,500 generated samples
     keep_checkpoints: int = 2  # numbered checkpoints kept besides latest.pt
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch CPU threads; 0 = 1 for small MLPs (overhead-bound), all cores for conv nets and
-    #                   large MLPs (arithmetic-bound; trainer.default_threads); 1 on a busy shared machine
+    threads: int = 0  # torch CPU threads; 0 = all cores for conv nets, large MLPs and the compiled MLP
+    #                   WGAN-GP steps, 1 for other small MLPs (trainer.default_threads); 1 on a busy machine
     fast_penalty: bool = True  # use the written-out input gradient for the project's own nets
     tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs the tensorboard extra)
     on_nan: str = "stop"  # stop | rollback (reload the last checkpoint and halve the learning rates)

@@ -11,11 +11,18 @@ objective and the norm penalty in closed form (:class:`~wgan.nets.fastgrad.Wasse
 :class:`~wgan.nets.fastgrad.NormPenalty`). It gives the same losses and gradients as the PyTorch
 path (``tests/test_native.py``); anything else takes the PyTorch path.
 
-The extension is compiled with ``torch.utils.cpp_extension`` (ninja and a C++ compiler; ``make``
-builds it once at install) into ``$WGAN_NATIVE_DIR/<key>`` (default ``~/.cache/wgan/native``; not
-``$WGAN_CACHE``: the binary depends on nothing a run does), the key a hash of the source, the torch version and the CPU's flags (it is built for this CPU). When it
-cannot be built, a warning says why once and the PyTorch path is used. ``WGAN_NATIVE=0`` turns it
-off.
+The calls, smallest to largest: the generator's forward (:func:`forward`), the critic step on given
+samples (:func:`wgan_gp_critic`) or from the generator's noise (:func:`wgan_gp_critic_step`), the
+generator step (:func:`wgan_generator_step`), and a whole generator step of training — n_critic critic
+steps, the generator step and both fused Adam updates (:func:`wgan_gp_round`, bit-identical to the
+steps one by one). Each cuts its batch into one block of rows per thread (OpenMP, one parallel
+region per step, single-threaded products inside; see the top of ``csrc/mlp.cpp``).
+
+The extension is compiled with ``torch.utils.cpp_extension`` (ninja and a C++ compiler with OpenMP;
+``make`` builds it once at install) into ``$WGAN_NATIVE_DIR/<key>`` (default ``~/.cache/wgan/native``;
+not ``$WGAN_CACHE``: the binary depends on nothing a run does), the key a hash of the source, the
+build flags, the torch version and the CPU's flags (it is built for this CPU). When it cannot be
+built, a warning says why once and the PyTorch path is used. ``WGAN_NATIVE=0`` turns it off.
 
 Usage::
 
@@ -201,7 +208,9 @@ def generator_and_critic(generator: nn.Module, critic: nn.Module, tensors: list[
     if any(t.dim() != 2 or len(t) == 0 or len(t) != len(tensors[0]) for t in tensors):
         return None
     g_spec, c_spec = mlp_layers(generator.net), mlp_layers(critic.net)
-    if g_spec is None or c_spec is None or c_spec[0][-1].shape[0] != 1 or g_spec[0][-1].shape[0] != c_spec[0][0].shape[1]:
+    if g_spec is None or c_spec is None or c_spec[0][-1].shape[0] != 1:
+        return None
+    if g_spec[0][-1].shape[0] != c_spec[0][0].shape[1]:  # the generator's output is the critic's input
         return None
     if not _fits(tensors, g_spec[0] + g_spec[1] + c_spec[0] + c_spec[1]):
         return None

@@ -80,9 +80,9 @@ class StatsAccumulator:
         return dict(zip(keys, values))
 
 
-# Above this many FLOPs in one forward of both MLPs over a batch, a step is bound by arithmetic and
-# every core pays; below it (the toy 2x128 nets: ~17 MFLOP) per-op overhead rules, and one thread
-# is as fast as two and immune to a busy neighbour (benchmarks/, docs/performance.md).
+# Above this many FLOPs in one forward of both MLPs over a batch, a PyTorch step is bound by
+# arithmetic and every core pays; below it (the toy 2x128 nets: ~17 MFLOP) per-op overhead rules, and
+# one thread is as fast as two and immune to a busy neighbour (benchmarks/, docs/performance.md).
 ARITHMETIC_BOUND_FLOPS = 128e6
 
 

@@ -453,8 +453,8 @@ std::vector<Tensor> wgan_gp_critic_step(Tensor x_real, Tensor z, Tensor alpha, s
                                         std::vector<Tensor> cb, std::vector<double> cs, double gain, bool one_sided,
                                         double eps) {
   const Mlp gen(std::move(gw), std::move(gb), std::move(gs), "generator");
-  return critic_step_from_noise(x_real, std::move(z), alpha, gen, critic_mlp(std::move(cw), std::move(cb), std::move(cs)),
-                                gain, one_sided, eps);
+  const Mlp net = critic_mlp(std::move(cw), std::move(cb), std::move(cs));
+  return critic_step_from_noise(x_real, std::move(z), alpha, gen, net, gain, one_sided, eps);
 }
 
 // The generator's Wasserstein loss -E[f(G(z))] through an MLP generator (last layer without
