@@ -157,7 +157,8 @@ def plot(rows: list[dict[str, Any]], out: Path, clock: str = "cpu_s") -> Path:
         for r in sorted([r for r in rows if r["data"] == data], key=lambda r: (r["setting"], r["seed"])):
             xs = [p[clock] for p in r["curve"]]
             hq = [p["hq"] for p in r["curve"]]
-            label = r["setting"] + (f" (seed {r['seed']})" if r["seed"] else "")
+            threads = f"{r['threads']} thread" + ("s" if r["threads"] > 1 else "") if r["threads"] else "all cores"
+            label = f"{r['setting']}, {threads}" + (f" (seed {r['seed']})" if r["seed"] else "")
             line, = ax.plot(xs, hq, lw=1.2, color=colours[r["setting"]], ls="--" if r["seed"] else "-",
                             label=label)
             all_modes = [x for x, p in zip(xs, r["curve"]) if p["modes_1pct"] == p["modes_total"]]
@@ -167,7 +168,7 @@ def plot(rows: list[dict[str, Any]], out: Path, clock: str = "cpu_s") -> Path:
                 ax.plot([all_modes[0]], [0], "|", color=line.get_color(), ms=10)
         ax.axhline(TARGET_HQ[data], color="k", ls="--", lw=0.8)
         ax.set_title(f"{data}: high-quality samples (bar {TARGET_HQ[data]:.0f}%, every mode >= 1%)")
-        ax.set_xlabel("training seconds (" + ("CPU, one thread" if clock == "cpu_s" else "wall clock") + ")")
+        ax.set_xlabel("training seconds (" + ("CPU" if clock == "cpu_s" else "wall clock") + ")")
         ax.set_ylabel("% of samples within 3 std of a centre")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
@@ -193,14 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--list", action="store_true", help="print the settings and exit")
-    p.add_argument("--plot", metavar="PNG", help="plot the saved runs (benchmarks/results/ttq-*.json) and exit")
+    p.add_argument("--plot", metavar="PNG", help="plot the saved runs (benchmarks/results/ttq-*.json) of --settings "
+                                                  "against --clock seconds, and exit")
     args = p.parse_args(argv)
     if args.list:
         for k, v in SETTINGS.items():
             print(f"{k:18s} {v}")
         return 0
-    if args.plot:
-        print(plot(load_results(), Path(args.plot)))
+    if args.plot:  # the runs of the settings named, on the clock named
+        names = args.settings.split(",")
+        rows = [r for r in load_results() if r["setting"] in names]
+        print(plot(rows, Path(args.plot), "cpu_s" if args.clock == "cpu" else "train_s"))
         return 0
     datas = [d for d in args.data.split(",") if d]
     names = [s for s in args.settings.split(",") if s]
