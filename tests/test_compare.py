@@ -177,3 +177,34 @@ def test_cli_compare_tiny_and_its_errors(tmp_path, capsys):
         assert main(["compare", *argv]) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and expected in err[0], (argv, err)
+
+
+def test_compare_on_images_plots_the_classifier_fd(tmp_path, monkeypatch):
+    """On images there is no exact W1: the table carries the classifier metrics and the figure's lower
+    panels the classifier FD of each evaluation, with its floor."""
+    import wgan.plots.compare as plots
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 240)
+    x = np.zeros((240, 28, 28), np.uint8)
+    for i, k in enumerate(labels):  # a bar at one of three heights: three easy classes
+        x[i, 4 + 7 * k:10 + 7 * k, 6:22] = 255
+    np.savez(tmp_path / "bars.npz", x=x, y=labels)
+    seen = {}
+    original = plots.compare_png
+    monkeypatch.setattr(plots, "compare_png", lambda panels, **kw: seen.update(panels=panels, **kw) or original(
+        panels, **kw))
+    result = compare(f"npz:{tmp_path / 'bars.npz'}", ["wgan-gp", "gan"], seeds=1, steps=4, ticks=2,
+                     out=tmp_path / "cmp", log=lambda _: None,
+                     overrides={"g_width": 8, "c_width": 8, "z_dim": 8, "batch_size": 16, "eval_samples": 64})
+    assert all(r.ok for r in result.runs), [r.error for r in result.runs]
+    for name in ("table.md", "table.csv", "compare.png", "report.html"):
+        assert (tmp_path / "cmp" / name).stat().st_size > 0
+    assert "classifier fd" in (tmp_path / "cmp" / "table.md").read_text()
+    assert seen["distance_label"] == "classifier FD"
+    fd = {r.variant: [rec["metrics/classifier_fd"] for rec in r.history] for r in result.runs}
+    for panel in seen["panels"]:
+        (curve,) = panel["curves"]
+        assert curve["distance"] == fd[panel["variant"]] and len(curve["distance"]) == 2
+        assert panel["samples"].shape[1:] == (1, 28, 28)
+    assert seen["floor"] == result.runs[-1].history[-1]["metrics/classifier_fd_floor"]

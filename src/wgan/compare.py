@@ -631,6 +631,15 @@ def figure_png(result: CompareResult) -> bytes:
     first_setup = next(iter(result.setup.values()), {})
     overrides = {k: first_setup[k] for k in ("data_scale", "data_std") if first_setup.get(k) is not None}
     x_real, centers = _data_for_figure(result.data, overrides)
+    # the distance to the data each evaluation measured: the exact W1 on toy data, else the
+    # classifier-feature Frechet distance on images
+    history = [rec for r in result.runs for rec in r.history]
+    if any("metrics/w1" in rec for rec in history):
+        key, label, floor = "metrics/w1", "exact W1", result.w1_floor
+    else:
+        key, label = "metrics/classifier_fd", "classifier FD"
+        floors = [rec["metrics/classifier_fd_floor"] for rec in history if "metrics/classifier_fd_floor" in rec]
+        floor = floors[-1] if floors else None  # real training images against the test images
     panels = []
     for v in result.variants:
         runs = result.runs_of(v)
@@ -640,14 +649,14 @@ def figure_png(result: CompareResult) -> bytes:
             steps = [rec.get("step") for rec in r.history]
             curves.append({"seed": r.seed, "ok": r.ok, "steps": steps,
                            "gap": [rec.get("critic/gap", float("nan")) for rec in r.history],
-                           "w1": [rec.get("metrics/w1", float("nan")) for rec in r.history]})
+                           "distance": [rec.get(key, float("nan")) for rec in r.history]})
         errors = [f"seed {r.seed}: {r.error}" for r in runs if not r.ok]
         panels.append({"variant": v, "samples": shown.samples if shown is not None else None,
                        "seed": shown.seed if shown is not None else None, "curves": curves, "errors": errors})
     budget = (f"{result.budget['steps']} steps" if result.budget.get("steps")
               else f"{result.budget['seconds']:g} s of training")
     title = f"{result.data}: {len(result.seeds)} seed(s), {budget} per run"
-    return compare_png(panels, x_real=x_real, centers=centers, title=title, w1_floor=result.w1_floor)
+    return compare_png(panels, x_real=x_real, centers=centers, title=title, floor=floor, distance_label=label)
 
 
 def report_html(result: CompareResult, png: bytes | None = None) -> str:

@@ -12,21 +12,23 @@ def _finite(values) -> np.ndarray:
 
 
 def compare_png(panels: Sequence[dict[str, Any]], x_real=None, centers=None, title: str = "",
-                w1_floor: float | None = None) -> bytes:
+                floor: float | None = None, distance_label: str = "exact W1") -> bytes:
     """One column per variant: final samples on top, W-estimate curves below.
 
     Args:
         panels: per variant ``{"variant", "samples" (toy (n, 2) or images (N, C, H, W), or None),
-            "seed", "curves": [{"seed", "ok", "steps", "gap", "w1"}], "errors": [str]}``.
+            "seed", "curves": [{"seed", "ok", "steps", "gap", "distance"}], "errors": [str]}``.
         x_real: (n, 2) data samples drawn in grey behind toy samples.
         centers: (K, 2) mode centres (crosses).
         title: the figure title.
-        w1_floor: the exact W1 of a perfect generator (dotted line).
+        floor: the distance of a perfect generator (dotted line), if known.
+        distance_label: what ``distance`` is: the exact W1 (toy data) or the classifier FD (images).
 
     Returns:
         PNG bytes.
 
-    The lower panels show the exact W1 between generated and data samples on the left axis (one
+    The lower panels show the distance between generated and data samples (the exact W1, or on
+    images the classifier-feature Frechet distance) on the left axis (one
     scale for every variant, so they compare) and the critic's gap
     :math:`E[f(x_{real})] - E[f(x_{fake})]` on the right axis (each variant's own scale: clipping's
     critic is K-Lipschitz with a small K, and the vanilla GAN's and SNGAN's gaps are logit and
@@ -44,12 +46,12 @@ def compare_png(panels: Sequence[dict[str, Any]], x_real=None, centers=None, tit
         lo, hi = np.min(x_real, 0), np.max(x_real, 0)
         pad = 0.25 * float(np.max(hi - lo))
         lim = (lo - pad, hi + pad)
-    w1_max = 0.0
+    top = 0.0  # the largest distance: one scale for every variant
     for p in panels:
         for c in p["curves"]:
-            w = _finite(c["w1"])
+            w = _finite(c["distance"])
             if np.isfinite(w).any():
-                w1_max = max(w1_max, float(np.nanmax(w)))
+                top = max(top, float(np.nanmax(w)))
     for i, p in enumerate(panels):
         ax = axes[0, i]
         samples = p.get("samples")
@@ -86,24 +88,25 @@ def compare_png(panels: Sequence[dict[str, Any]], x_real=None, centers=None, tit
 
         ax = axes[1, i]
         ax2 = ax.twinx()
-        any_w1 = False
+        any_distance = False
         for c in p["curves"]:
             steps = _finite(c["steps"])
             if not len(steps):
                 continue
-            w1, gap = _finite(c["w1"]), _finite(c["gap"])
+            distance, gap = _finite(c["distance"]), _finite(c["gap"])
             style = "-" if c.get("ok", True) else ":"
-            if np.isfinite(w1).any():
-                any_w1 = True
-                ax.plot(steps, w1, style, color="k", lw=1, alpha=0.8)
-            ax2.plot(steps, gap, style, color="tab:blue", lw=1, alpha=0.8)
-        if w1_floor is not None and any_w1:
-            ax.axhline(w1_floor, color="k", ls=":", lw=0.8)
-        if any_w1 and w1_max > 0:
-            ax.set_ylim(0, 1.05 * w1_max)
+            marker = "o" if len(steps) == 1 else None  # one evaluation: a point, not an invisible line
+            if np.isfinite(distance).any():
+                any_distance = True
+                ax.plot(steps, distance, style, color="k", lw=1, alpha=0.8, marker=marker, ms=3)
+            ax2.plot(steps, gap, style, color="tab:blue", lw=1, alpha=0.8, marker=marker, ms=3)
+        if floor is not None and any_distance:
+            ax.axhline(floor, color="k", ls=":", lw=0.8)
+        if any_distance and top > 0:
+            ax.set_ylim(0, 1.05 * top)
         ax.set_xlabel("generator step", fontsize=7)
         if i == 0:
-            ax.set_ylabel("exact W1 (black)", fontsize=7)
+            ax.set_ylabel(f"{distance_label} (black)", fontsize=7)
         ax2.set_ylabel("critic gap (blue)", fontsize=7, color="tab:blue")
         ax.tick_params(labelsize=6)
         ax2.tick_params(labelsize=6, colors="tab:blue")
