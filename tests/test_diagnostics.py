@@ -321,6 +321,25 @@ def test_mode_collapse_needs_a_near_zero_estimate_and_poor_samples():
     assert _check(health_verdict(_hist(to_zero, **images)), "no_mode_collapse").status == "pass"
 
 
+def test_mode_collapse_of_a_gan_or_sngan_run_is_judged_from_the_samples():
+    """A logit gap or hinge margin says nothing about collapse; the missing modes or classes do."""
+    gap = 0.3 + 0.1 * T  # not a W estimate: it may do anything
+    all_modes = {"metrics/modes": 8, "metrics/modes_total": 8, "metrics/high_quality_pct": 90.0}
+    for variant in ("gan", "sngan"):
+        c = _check(health_verdict(_hist(gap, **dict(all_modes, **{"metrics/modes": 3})), {"variant": variant}),
+                   "no_mode_collapse")
+        assert c.status == "fail" and "misses 5 of 8 modes" in c.cause and "wgan-gp" in c.remedy
+        assert "judged from the samples alone" in c.detail
+        assert _check(health_verdict(_hist(gap, **all_modes), {"variant": variant}), "no_mode_collapse").status \
+            == "pass"
+    images = {"metrics/classes_covered": 7, "metrics/classes_total": 10}
+    c = _check(health_verdict(_hist(gap, **images), {"variant": "sngan"}), "no_mode_collapse")
+    assert c.status == "fail" and "3 of 10 classes" in c.cause
+    assert _check(health_verdict(_hist(gap), {"variant": "gan"}), "no_mode_collapse").status == "n/a"  # no samples
+    assert _check(health_verdict(_hist(gap[:2], **all_modes), {"variant": "gan"}),
+                  "no_mode_collapse").status == "n/a"  # too early
+
+
 def test_grad_norm_check_passes_near_one_and_warns_far_from_it():
     assert _check(health_verdict(_hist(HEALTHY, **{"grad_norm/mean": 1.04})), "grad_norm").status == "pass"
     c = _check(health_verdict(_hist(HEALTHY, **{"grad_norm/mean": 1.9}), {"variant": "wgan-gp"}), "grad_norm")

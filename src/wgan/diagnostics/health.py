@@ -368,6 +368,31 @@ def _check_mode_collapse(gap: np.ndarray, history: list[dict[str, Any]]) -> Heal
     return HealthCheck("no_mode_collapse", title, PASS, detail)
 
 
+def _check_missing_modes(history: list[dict[str, Any]], objective: str) -> HealthCheck:
+    """Mode collapse from the samples alone, for an objective whose critic gap is no W1 estimate (the
+    vanilla GAN's logit gap, SN-GAN's hinge margin): modes or classes missing at the last tick."""
+    title = "no mode collapse"
+    why = f"the {objective} objective's critic gap is no W1 estimate: judged from the samples alone"
+    if len(history) < MIN_TICKS:
+        return HealthCheck("no_mode_collapse", title, NA, f"{len(history)} ticks; need at least {MIN_TICKS}")
+    last, notes, missing = history[-1], [], []
+    for found, total, what in (("metrics/modes", "metrics/modes_total", "modes"),
+                               ("metrics/classes_covered", "metrics/classes_total", "classes")):
+        if isinstance(last.get(found), (int, float)) and last.get(total):
+            notes.append(f"{last[found]} of {last[total]} {what}")
+            if last[found] < last[total]:
+                missing.append(f"{last[total] - last[found]} of {last[total]} {what}")
+    if not notes:
+        return HealthCheck("no_mode_collapse", title, NA, f"{why}, and there are no sample metrics")
+    detail = f"samples: {', '.join(notes)} ({why})"
+    if missing:
+        return HealthCheck("no_mode_collapse", title, FAIL, detail,
+                           f"the generator misses {' and '.join(missing)}: mode collapse",
+                           "use a Wasserstein critic with the gradient penalty (--variant wgan-gp), lower the "
+                           "learning rates (--lr-g, --lr-c), train longer, or change --seed")
+    return HealthCheck("no_mode_collapse", title, PASS, detail)
+
+
 def _check_grad_norm(history: list[dict[str, Any]], method) -> HealthCheck:
     from wgan.diagnostics.gradnorm import grad_norm_verdict
 
@@ -412,7 +437,8 @@ def health_verdict(history: list[dict[str, Any]], config=None) -> HealthVerdict:
       (gradient penalty only; ``n/a`` for clipping, spectral norm and no constraint).
 
     The W-estimate checks apply to the Wasserstein objective; for the other objectives the critic
-    gap is no distance estimate and they are ``n/a``.
+    gap is no distance estimate and they are ``n/a``, and ``no_mode_collapse`` is judged from the
+    samples alone: it fails when modes (toy data) or classes (images) are missing at the last tick.
 
     Args:
         history: tick records (``trainer.history`` or the lines of ``metrics.jsonl``).
@@ -445,7 +471,7 @@ def health_verdict(history: list[dict[str, Any]], config=None) -> HealthVerdict:
                    HealthCheck("no_oscillation", "no wild oscillation", NA, why),
                    _check_converging(loss[np.isfinite(loss)]),
                    _check_explosion(history, method),
-                   HealthCheck("no_mode_collapse", "no mode collapse", NA, why)]
+                   _check_missing_modes(history, objective)]
     else:
         checks += [_check_w_decreasing(finite_gap, method),
                    _check_oscillation(finite_gap, method),
