@@ -220,6 +220,9 @@ def test_the_compiled_step_gets_every_core_by_default():
     config = resolve({"data": "ring8", "preset": "toy"})
     assert default_threads(config, "mlp", (2,), compiled=True) == os.cpu_count()  # a block of rows per thread
     assert default_threads(config, "mlp", (2,), compiled=False) == 1  # PyTorch ops: overhead-bound
+    # torchrun's processes on one machine share its cores
+    assert default_threads(config, "mlp", (2,), compiled=True, processes=os.cpu_count()) == 1
+    assert default_threads(config, "conv", (1, 28, 28), processes=2 * os.cpu_count()) == 1
 
 
 def test_a_compiled_round_equals_the_steps_one_by_one(ext, monkeypatch, three_threads):

@@ -14,7 +14,8 @@ Averaging the per-rank gradients of per-rank means is the gradient of the mean o
 batch (equal per-rank batches), so ``W`` processes with batch ``B`` each train exactly like one
 process with batch ``W x B`` -- the penalty included, since it too is a mean of per-sample terms.
 
-Only this module reads the environment (torchrun's ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``;
+Only this module reads the environment (torchrun's ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+``LOCAL_WORLD_SIZE``;
 ``torch.distributed`` itself reads ``MASTER_ADDR`` and ``MASTER_PORT``).
 """
 
@@ -45,6 +46,7 @@ class Comm:
     rank = 0
     world_size = 1
     local_rank = 0
+    local_world_size = 1  # processes of this run on this machine (they share its cores)
 
     @property
     def is_main(self) -> bool:
@@ -130,7 +132,7 @@ class TorchComm(Comm):
     """
 
     def __init__(self, rank: int, world_size: int, local_rank: int = 0, device: str | torch.device = "cpu",
-                 init_method: str = "env://", timeout_s: float = 1800.0):
+                 init_method: str = "env://", timeout_s: float = 1800.0, local_world_size: int = 1):
         import torch.distributed as dist
 
         if not dist.is_available():
@@ -138,6 +140,7 @@ class TorchComm(Comm):
         if not 0 <= rank < world_size:
             raise RuntimeError(f"rank must be in 0..{world_size - 1}, got {rank}")
         self.rank, self.world_size, self.local_rank = int(rank), int(world_size), int(local_rank)
+        self.local_world_size = max(1, int(local_world_size))
         dev = torch.device(device)
         kwargs: dict[str, Any] = {}
         if dev.type == "cuda":
@@ -304,7 +307,8 @@ def get_comm(device: str = "auto") -> Comm:
         return Comm()
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    _ACTIVE = TorchComm(_env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_RANK", 0), device=device)
+    _ACTIVE = TorchComm(_env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_RANK", 0), device=device,
+                        local_world_size=_env_int("LOCAL_WORLD_SIZE", 1))
     return _ACTIVE
 
 

@@ -86,11 +86,12 @@ class StatsAccumulator:
 ARITHMETIC_BOUND_FLOPS = 128e6
 
 
-def default_threads(config: TrainConfig, arch: str, data_shape: tuple[int, ...], compiled: bool = False) -> int:
-    """CPU threads when ``--threads`` is 0: every core for conv nets, large MLPs and the compiled MLP
-    steps (which give each thread a block of rows: one parallel region per step, not one per
-    operation); one for other small MLPs."""
-    cores = max(1, os.cpu_count() or 1)
+def default_threads(config: TrainConfig, arch: str, data_shape: tuple[int, ...], compiled: bool = False,
+                    processes: int = 1) -> int:
+    """CPU threads when ``--threads`` is 0: every core (shared among the ``processes`` of the run on
+    this machine) for conv nets, large MLPs and the compiled MLP steps (which give each thread a block
+    of rows: one parallel region per step, not one per operation); one for other small MLPs."""
+    cores = max(1, (os.cpu_count() or 1) // max(1, processes))
     if arch != "mlp" or compiled:
         return cores
     d = math.prod(data_shape)
@@ -163,7 +164,8 @@ class Trainer:
         if not config.threads:
             compiled = (self.device.type == "cpu" and self.arch == "mlp"
                         and compiled_penalty(self.objective, self.lipschitz) is not None and native.load() is not None)
-            torch.set_num_threads(default_threads(config, self.arch, self.data.shape, compiled))
+            torch.set_num_threads(default_threads(config, self.arch, self.data.shape, compiled,
+                                                  self.comm.local_world_size))
         generator, critic = build_nets(config, self.data)
         self.generator = generator.to(self.device)
         self.critic = self.lipschitz.wrap(critic).to(self.device)
