@@ -30,8 +30,7 @@ import torch
 from wgan.config import MODEL_FIELDS, ConfigError, TrainConfig, from_dict
 from wgan.data import load_data
 from wgan.lipschitz import build_lipschitz
-from wgan.nets import native
-from wgan.nets import build_nets, resolve_arch
+from wgan.nets import build_nets, native, resolve_arch
 from wgan.objectives import get_objective
 from wgan.training import checkpoint as ckpt
 from wgan.training.distributed import Comm, get_comm
@@ -406,29 +405,29 @@ class Trainer:
         B = c.batch_size
         if c.on_nan == "rollback" and self._good_state is None:
             self._good_state = self._snapshot()  # the start state, until the first good tick
+        # the whole step in one compiled call where it applies: the same steps, the same draws in the same
+        # order (the interpolation weights drawn here, where critic_step would draw them)
         run = compiled_round(self.generator, self.critic, self.critic_opt, self.gen_opt, self.objective,
                              self.lipschitz, self.comm)
-        if run is not None:  # the same steps in one compiled call, the same draws in the same order
-            draws = []
-            for _ in range(c.n_critic):
-                x_real = self.data.sample(B, self.rng)
-                z = torch.randn(B, c.z_dim, generator=self.rng, device=self.device)
-                draws.append((x_real, z, torch.rand(B, generator=self.rng, device=self.device, dtype=x_real.dtype)))
+        draws = []
+        for _ in range(c.n_critic):
+            x_real = self.data.sample(B, self.rng)
             z = torch.randn(B, c.z_dim, generator=self.rng, device=self.device)
+            if run is not None:
+                draws.append((x_real, z, torch.rand(B, generator=self.rng, device=self.device, dtype=x_real.dtype)))
+                continue
+            apply_penalty = self.critic_iters % self.lipschitz.interval == 0
+            self.acc.add(critic_step(self.critic, self.generator, self.critic_opt, self.objective,
+                                     self.lipschitz, self.comm, x_real, z, self.rng, apply_penalty))
+            self.critic_iters += 1
+        z = torch.randn(B, c.z_dim, generator=self.rng, device=self.device)
+        if run is not None:
             critic_stats, gen_stats = run(*zip(*draws), z)
             self.acc.add(critic_stats, count=c.n_critic)
-            self.acc.add(gen_stats)
             self.critic_iters += c.n_critic
         else:
-            for _ in range(c.n_critic):
-                x_real = self.data.sample(B, self.rng)
-                z = torch.randn(B, c.z_dim, generator=self.rng, device=self.device)
-                apply_penalty = self.critic_iters % self.lipschitz.interval == 0
-                self.acc.add(critic_step(self.critic, self.generator, self.critic_opt, self.objective,
-                                         self.lipschitz, self.comm, x_real, z, self.rng, apply_penalty))
-                self.critic_iters += 1
-            z = torch.randn(B, c.z_dim, generator=self.rng, device=self.device)
-            self.acc.add(generator_step(self.generator, self.critic, self.gen_opt, self.objective, self.comm, z))
+            gen_stats = generator_step(self.generator, self.critic, self.gen_opt, self.objective, self.comm, z)
+        self.acc.add(gen_stats)
         if self.ema is not None:
             self.ema.update(self.generator)
         self.step += 1
