@@ -59,8 +59,8 @@ def test_tiny_compare_writes_everything_and_records_the_failure(tmp_path, explod
     # same data and seed: every run saw the same evaluation set-up
     for name in ("wgan-gp", "sngan"):
         cfg = result.setup[name]
-        assert (cfg["seed"], cfg["data"], cfg["data_std"], cfg["eval_samples"], cfg["preset"]) == \
-               (0, "ring8", 0.5, 500, "veegan")
+        assert (cfg["seed"], cfg["data"], cfg["data_std"], cfg["eval_samples"], cfg["preset"], cfg["threads"]) == \
+               (0, "ring8", 0.5, 500, "veegan", 1)  # one thread each: equal compute
 
     # the files
     for name in ("table.md", "table.csv", "runs.csv", "results.json", "compare.png", "report.html"):

@@ -489,6 +489,10 @@ def compare(data: str = "ring8", variants=DEFAULT_VARIANTS, seeds: int | list[in
     overrides = dict(overrides or {})
     if "preset" not in overrides and is_toy(data):
         overrides["preset"] = "veegan"
+    if not overrides.get("threads") and is_toy(data):
+        # equal compute: by default the compiled wgan-gp step would take every core and the other
+        # recipes' small MLPs one (images: every variant takes every core anyway)
+        overrides["threads"] = 1
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         if out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
