@@ -258,3 +258,19 @@ def test_a_compiled_round_equals_the_steps_one_by_one(ext, monkeypatch, three_th
     for k in stats_a:
         assert stats_a[k] == pytest.approx(stats_b[k], rel=1e-6), k
     assert torch.equal(a.rng.get_state(), b.rng.get_state())
+
+
+@pytest.mark.parametrize("overrides,compiled", [({}, True), ({"activation": "tanh"}, False),
+                                                ({"variant": "wgan"}, False)])
+def test_the_trainer_takes_every_core_only_where_the_compiled_steps_apply(ext, overrides, compiled):
+    import os
+
+    from wgan.config import resolve
+    from wgan.training.trainer import Trainer
+
+    old = torch.get_num_threads()
+    try:
+        Trainer(resolve({"data": "ring8", "preset": "toy", "variant": "wgan-gp", "threads": 0, **overrides}))
+        assert torch.get_num_threads() == (os.cpu_count() if compiled else 1)
+    finally:
+        torch.set_num_threads(old)

@@ -326,13 +326,22 @@ def _check_explosion(history: list[dict[str, Any]], method) -> HealthCheck:
     return HealthCheck("no_explosion", title, PASS, detail)
 
 
+def _coverage(last: dict[str, Any]) -> list[tuple[float, float, str]]:
+    """``(found, total, what)`` for the modes (toy data) and the classes the metrics classifier finds
+    among the samples (images) that the last tick measured."""
+    out = []
+    for found, total, what in (("metrics/modes", "metrics/modes_total", "modes"),
+                               ("metrics/classes_covered", "metrics/classes_total", "classes")):
+        if isinstance(last.get(found), (int, float)) and last.get(total):
+            out.append((last[found], last[total], what))
+    return out
+
+
 def _samples_bad(last: dict[str, Any]) -> tuple[bool | None, str]:
     """Whether the last tick's sample metrics are poor, and the numbers (None: no sample metrics)."""
-    notes, bad, known = [], False, False
-    if isinstance(last.get("metrics/modes"), (int, float)) and last.get("metrics/modes_total"):
-        known = True
-        notes.append(f"{last['metrics/modes']} of {last['metrics/modes_total']} modes")
-        bad |= last["metrics/modes"] < last["metrics/modes_total"]
+    coverage = _coverage(last)
+    notes = [f"{found} of {total} {what}" for found, total, what in coverage]
+    bad, known = any(found < total for found, total, _ in coverage), bool(coverage)
     if isinstance(last.get("metrics/high_quality_pct"), (int, float)):  # shown, not judged: blur is no collapse
         notes.append(f"{last['metrics/high_quality_pct']:.0f}% high quality")
     w1, floor = last.get("metrics/w1"), last.get("metrics/w1_floor")
@@ -340,10 +349,6 @@ def _samples_bad(last: dict[str, Any]) -> tuple[bool | None, str]:
         known = True
         notes.append(f"exact W1 {w1:.3g} = {w1 / floor:.1f}x the floor")
         bad |= w1 > POOR_W1 * floor
-    if isinstance(last.get("metrics/classes_covered"), (int, float)) and last.get("metrics/classes_total"):
-        known = True  # images: classes the metrics classifier finds among the samples
-        notes.append(f"{last['metrics/classes_covered']} of {last['metrics/classes_total']} classes")
-        bad |= last["metrics/classes_covered"] < last["metrics/classes_total"]
     return (bad if known else None), ", ".join(notes)
 
 
@@ -375,13 +380,9 @@ def _check_missing_modes(history: list[dict[str, Any]], objective: str) -> Healt
     why = f"the {objective} objective's critic gap is no W1 estimate: judged from the samples alone"
     if len(history) < MIN_TICKS:
         return HealthCheck("no_mode_collapse", title, NA, f"{len(history)} ticks; need at least {MIN_TICKS}")
-    last, notes, missing = history[-1], [], []
-    for found, total, what in (("metrics/modes", "metrics/modes_total", "modes"),
-                               ("metrics/classes_covered", "metrics/classes_total", "classes")):
-        if isinstance(last.get(found), (int, float)) and last.get(total):
-            notes.append(f"{last[found]} of {last[total]} {what}")
-            if last[found] < last[total]:
-                missing.append(f"{last[total] - last[found]} of {last[total]} {what}")
+    coverage = _coverage(history[-1])
+    notes = [f"{found} of {total} {what}" for found, total, what in coverage]
+    missing = [f"{total - found} of {total} {what}" for found, total, what in coverage if found < total]
     if not notes:
         return HealthCheck("no_mode_collapse", title, NA, f"{why}, and there are no sample metrics")
     detail = f"samples: {', '.join(notes)} ({why})"

@@ -64,7 +64,8 @@ def _cpu_flags() -> bytes:
 
 
 def build_dir() -> Path:
-    """``$WGAN_NATIVE_DIR`` (default ``~/.cache/wgan/native``) / a key of the source, torch and the CPU."""
+    """``$WGAN_NATIVE_DIR`` (default ``~/.cache/wgan/native``) / a key of the source, the build flags,
+    torch and the CPU."""
     root = Path(os.environ.get("WGAN_NATIVE_DIR") or Path.home() / ".cache" / "wgan" / "native")
     flags = " ".join(CFLAGS + LDFLAGS).encode()
     key = hashlib.sha256(SOURCE.read_bytes() + flags + torch.__version__.encode() + _cpu_flags()).hexdigest()[:16]

@@ -160,14 +160,14 @@ class Trainer:
         torch.manual_seed(config.seed)  # initial weights: the same on every rank, broadcast anyway
         self.data = load_data(config).to(self.device)
         self.arch = resolve_arch(config, self.data)
-        if not config.threads:
-            compiled = (self.device.type == "cpu" and self.arch == "mlp"
-                        and compiled_penalty(self.objective, self.lipschitz) is not None and native.load() is not None)
-            torch.set_num_threads(default_threads(config, self.arch, self.data.shape, compiled,
-                                                  self.comm.local_world_size))
         generator, critic = build_nets(config, self.data)
         self.generator = generator.to(self.device)
         self.critic = self.lipschitz.wrap(critic).to(self.device)
+        if not config.threads:  # the compiled MLP steps apply to these nets and this objective and method
+            compiled = (compiled_penalty(self.objective, self.lipschitz) is not None
+                        and native.generator_and_critic(self.generator, self.critic) is not None)
+            torch.set_num_threads(default_threads(config, self.arch, self.data.shape, compiled,
+                                                  self.comm.local_world_size))
         if self.device.type == "cpu" and self.arch != "mlp":
             # oneDNN's CPU convolutions run faster on channels-last (NHWC) weights and activations: about
             # 8% a step on the WGAN-GP paper's MNIST model, the same values (docs/performance.md)
