@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 
-class ConfigError(ValueError):
-    """A bad configuration value; the message names the field, the value and what is accepted."""
+from wgan.errors import ConfigError
 
 
 @dataclass

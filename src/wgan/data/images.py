@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wgan.config import ConfigError
+from wgan.errors import ConfigError, DataError
 from wgan.data import DataSource, register_prefix
 
 SIZES = (28, 32, 64)
@@ -51,8 +51,6 @@ SPLIT_SEED = 20170331  # fixed: the split must not depend on --seed
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
-class DataError(ConfigError):
-    """A data file that cannot be used; the one-line message names the file and the problem."""
 
 
 def _err(path, problem: str) -> DataError:

@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from wgan.errors import CheckpointError
+
 FORMAT_VERSION = 1
 
 _UMASK = os.umask(0o022)  # read once at import (single-threaded): files get the usual permissions,
 os.umask(_UMASK)  # not mkstemp's 0600
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: missing, corrupt, unsafe or from another format."""
 
 
 def atomic_write_bytes(path: Path, write) -> None:

@@ -35,6 +35,7 @@ from wgan.objectives import get_objective
 from wgan.training import checkpoint as ckpt
 from wgan.training.distributed import Comm, get_comm
 from wgan.training.ema import EMA
+from wgan.errors import TrainingDiverged  # noqa: F401 (re-exported: wgan.training.trainer.TrainingDiverged)
 from wgan.training.steps import compiled_penalty, compiled_round, critic_step, generator_step
 from wgan.variants import get_variant
 
@@ -47,8 +48,6 @@ def _nonfinite_kind(v: float) -> str:
     return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
 
 
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or Inf; the message names the step and the term."""
 
 
 class StatsAccumulator:
