@@ -1,18 +1,19 @@
-# `make demo` and `make test` set up .venv themselves: the pinned CPU torch first (a bare `torch`
-# requirement would pull gigabytes of CUDA packages), then this project with its test extra.
+# `make demo`, `make test`, `make test-fast` and `make lint` set up .venv themselves: the pinned CPU torch first (a
+# bare `torch` requirement would pull gigabytes of CUDA packages), then this project with its test extra (pytest,
+# ruff).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-quality clean
+.PHONY: demo test test-fast lint bench bench-quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
 	@# the compiled MLP step (about 30 s, once per source version; without a compiler the PyTorch path runs)
-	$(BIN)/python -m wgan.nets.native
+	$(BIN)/python -m wgan.engines
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,8 +22,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	@# headless Chromium opens report.html in tests/test_report.py (Debian package; no network at test time)
 	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-	  || echo "make: could not install chromium; tests/test_report.py will say so"
+	  || echo "make: could not install chromium; tests/test_report.py skips its browser check"
 	$(BIN)/python -m pytest -q tests
+
+# Unit tests only (under 2 minutes): the tests marked slow (subprocesses, kill, Chromium, the C++ build, MNIST,
+# long training runs) run in `make test` alone.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+# Rules and their exceptions: [tool.ruff] in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -4,7 +4,7 @@ The plain loop is written the way tutorials and the source texts write it: a shu
 ``DataLoader``, separate critic forwards on the real, fake and interpolated batches, the penalty
 through ``torch.autograd.grad(..., create_graph=True)``, and ``.item()`` logging every step, with
 PyTorch's default threads (one per core). ``wgan``'s arm is the trainer's own loop body
-(``Trainer._one_generator_step``) with its default threads, and the tick's one read of the
+(``Trainer.train_step``) with its default threads, and the tick's one read of the
 statistics at the end of each window. Both train the same networks from the same initial weights,
 on the same data, batch, optimiser and n_critic.
 
@@ -39,12 +39,20 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+
+from wgan.config import resolve
+from wgan.data import load_data
+from wgan.io import atomic_write_json, atomic_write_text
+from wgan.nets import build_nets
+from wgan.training.steps import critic_step, generator_step
+from wgan.training.trainer import Trainer
 
 DEFAULT_THREADS = torch.get_num_threads()  # what a plain script gets: one per core
 REPO = Path(__file__).resolve().parents[1]
@@ -64,11 +72,7 @@ class Workload:
 
 
 def _mnist_spec() -> str | None:
-    """``mnist:DIR`` when the MNIST files and the image reader are both present."""
-    try:
-        import wgan.data.images  # noqa: F401
-    except ImportError:
-        return None
+    """``mnist:DIR`` when the MNIST files are present."""
     if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
         return None
     return f"mnist:{MNIST_DIR}"
@@ -87,24 +91,9 @@ def _register_synthetic() -> str:
     return "bench-synthetic:28"
 
 
-def _conv_missing() -> str | None:
-    try:
-        from wgan.nets.conv import ConvCritic  # noqa: F401
-    except ImportError:
-        return "wgan.nets.conv is not there yet"
-    return None
-
-
-def _mnist_preset_missing() -> str | None:
-    from wgan.config import PRESETS
-
-    if _conv_missing():
-        return _conv_missing()
-    if _mnist_spec() is None:
-        return "MNIST files or the image reader (wgan.data.images) missing"
-    if "mnist" not in PRESETS:
-        return "no 'mnist' preset"
-    return None
+def _mnist_missing() -> str | None:
+    """Why the `mnist` preset's workload cannot run (it needs the real files), or None."""
+    return None if _mnist_spec() else f"no MNIST files in {MNIST_DIR}"
 
 
 def _paper_mnist_overrides() -> dict[str, Any]:
@@ -124,8 +113,8 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("toy-3x512", "WGAN-GP paper's toy MLP 3x512, batch 256",
              {"data": "ring8", "preset": "paper-toy", "variant": "wgan-gp", "lr_g": 1e-4, "lr_c": 1e-4,
               "ema_decay": 0.0}, window_s=3.0),
-    Workload("mnist-conv", "WGAN-GP paper's MNIST conv model, batch 50", {}, window_s=8.0, needs=_conv_missing),
-    Workload("mnist-preset", "the `mnist` preset", {}, window_s=8.0, needs=_mnist_preset_missing),
+    Workload("mnist-conv", "WGAN-GP paper's MNIST conv model, batch 50", {}, window_s=8.0),
+    Workload("mnist-preset", "the `mnist` preset", {}, window_s=8.0, needs=_mnist_missing),
 ]}
 
 
@@ -209,16 +198,14 @@ class TrainerArm:
         self.trainer = trainer
 
     def step(self) -> None:
-        self.trainer._one_generator_step()
+        self.trainer.train_step()
 
     def sync(self) -> None:
-        self.trainer.acc.means(self.trainer.comm)  # the tick's one host-device sync
+        self.trainer.flush_stats()  # the tick's one host-device sync
 
 
 # ---------------------------------------------------------------------------------------------- building
 def _config(wl: Workload):
-    from wgan.config import resolve
-
     return resolve(workload_overrides(wl))
 
 
@@ -229,14 +216,10 @@ def _plain_data(trainer_data, n_toy: int = 100_000) -> torch.Tensor:
 
 
 def build_trainer(wl: Workload, **overrides):
-    from wgan.config import resolve
-    from wgan.training.trainer import Trainer
-
-    threads = torch.get_num_threads()
+    """The workload's trainer and its own thread count (config.threads or its default), which the arms
+    apply around its steps: constructing a trainer changes no global state."""
     trainer = Trainer(resolve({**workload_overrides(wl), **overrides}))
-    trainer_threads = torch.get_num_threads()  # the trainer's own choice (config.threads or its default)
-    torch.set_num_threads(threads)
-    return trainer, trainer_threads
+    return trainer, trainer.threads
 
 
 def build_plain_from(trainer) -> PlainLoop:
@@ -246,9 +229,6 @@ def build_plain_from(trainer) -> PlainLoop:
 
 
 def build_plain_alone(wl: Workload) -> PlainLoop:
-    from wgan.data import load_data
-    from wgan.nets import build_nets
-
     config = _config(wl)
     torch.manual_seed(config.seed)
     data = load_data(config)
@@ -361,8 +341,6 @@ def check_same_math(trainer) -> dict[str, float]:
     One critic step (loss, penalty, every critic parameter gradient) and one generator step (every
     generator parameter gradient), each arm on float64 copies of the same networks.
     """
-    from wgan.training.steps import critic_step, generator_step
-
     c = trainer.config
     gen = copy.deepcopy(trainer.generator).double()
     critic_w, critic_p = copy.deepcopy(trainer.critic).double(), copy.deepcopy(trainer.critic).double()
@@ -484,7 +462,8 @@ def summarise(name: str, wl: Workload, windows, threads, flops, peak2, mem, same
 def table(rows: list[dict[str, Any]], peak2: float) -> str:
     head = ("| workload | threads plain / wgan | plain loop steps/s | wgan steps/s | **ratio** (per-round range) "
             "| one thread each: plain / wgan steps/s (ratio) | GFLOP/s plain / wgan (% of peak) "
-            "| peak memory plain / wgan (MiB) | max rel. diff loss / grads | other processes' load, cores (mean / max) |")
+            "| peak memory plain / wgan (MiB) | max rel. diff loss / grads "
+            "| other processes' load, cores (mean / max) |")
     lines = [head, "| --- | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         if "skipped" in r:
@@ -604,9 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"started": started, "machine": info, "sgemm_peak_gflops": {"threads": DEFAULT_THREADS, "peak": peak2,
                                                                           "one_thread": peak1},
                "args": vars(args), "rows": rows}
-    (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(payload, indent=2))
-    (RESULTS / f"bench-{stamp}.md").write_text(header + "\n\n" + md + "\n")
-    (RESULTS / "latest.md").write_text(header + "\n\n" + md + "\n")
+    atomic_write_json(RESULTS / f"bench-{stamp}.json", payload, indent=2)
+    atomic_write_text(RESULTS / f"bench-{stamp}.md", header + "\n\n" + md + "\n")
+    atomic_write_text(RESULTS / "latest.md", header + "\n\n" + md + "\n")
     print(f"\nresults: {RESULTS / f'bench-{stamp}.json'}")
     return 0
 

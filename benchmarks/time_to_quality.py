@@ -29,7 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from wgan.config import resolve
+from wgan.io import atomic_write_json
+from wgan.metrics.toy import HIGH_QUALITY_PCT, MODES_1PCT, MODES_TOTAL, W1
+from wgan.training.trainer import Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_HQ = {"ring8": 90.0, "grid25": 75.0}
@@ -73,35 +76,42 @@ def reached(history: list[dict[str, Any]], target_hq: float, window: int = 5) ->
     if len(history) < window:
         return False
     last = history[-1]
-    if last.get("metrics/modes_1pct") != last.get("metrics/modes_total"):
+    if last.get(MODES_1PCT) != last.get(MODES_TOTAL):
         return False
-    hq = [r["metrics/high_quality_pct"] for r in history[-window:]]
+    hq = [r[HIGH_QUALITY_PCT] for r in history[-window:]]
     return statistics.median(hq) >= target_hq
+
+
+class TickClock:
+    """A trainer hook that measures the ticks' wall-clock and CPU seconds, so the loop's can be told apart.
+
+    The trainer checks ``should_stop`` right after every generator step and calls ``on_tick`` at the
+    end of a tick, so a tick runs from the last ``should_stop`` before it to its ``on_tick``.
+    """
+
+    def __init__(self):
+        self.tick_s = self.tick_cpu = 0.0
+        self._step_end = (time.perf_counter(), time.process_time())
+
+    def should_stop(self, trainer) -> bool:
+        self._step_end = (time.perf_counter(), time.process_time())
+        return False
+
+    def on_tick(self, trainer, record: dict[str, Any]) -> None:
+        self.tick_s += time.perf_counter() - self._step_end[0]
+        self.tick_cpu += time.process_time() - self._step_end[1]
 
 
 def run_one(data: str, name: str, overrides: dict[str, Any], budget_s: float, tick_every: int, seed: int,
             after_s: float, threads: int, budget_clock: str = "cpu", progress_every: int = 10) -> dict[str, Any]:
     """Train one setting for up to ``budget_s`` loop seconds (CPU or wall); the curve and the time to the bar."""
-    from wgan.config import resolve
-    from wgan.training.trainer import Trainer
-
     cfg = {"data": data, "seed": seed, "steps": 10 ** 9, "tick_every_steps": tick_every, "threads": threads,
            **overrides}
     trainer = Trainer(resolve(cfg))
     target = TARGET_HQ[data]
-    tick_s = tick_cpu = 0.0
-    original_tick = trainer.tick
-
-    def timed_tick():
-        nonlocal tick_s, tick_cpu
-        t0, c0 = time.perf_counter(), time.process_time()
-        record = original_tick()
-        tick_s += time.perf_counter() - t0
-        tick_cpu += time.process_time() - c0
-        return record
-
-    trainer.tick = timed_tick  # type: ignore[method-assign]
-    trainer.w1_floor = trainer._w1_floor()  # the evaluation's reference, before the clock starts
+    clock = TickClock()
+    trainer.add_hook(clock)
+    trainer.evaluator.setup()  # the evaluation's references (the W1 floor), before the clock starts
     curve: list[dict[str, Any]] = []
     hit: dict[str, Any] | None = None
     t0, c0 = time.perf_counter(), time.process_time()
@@ -109,13 +119,12 @@ def run_one(data: str, name: str, overrides: dict[str, Any], budget_s: float, ti
     while True:
         trainer.train(steps=trainer.step + tick_every)
         wall = time.perf_counter() - t0
-        train_s = wall - tick_s
-        cpu_train = time.process_time() - c0 - tick_cpu
+        train_s = wall - clock.tick_s
+        cpu_train = time.process_time() - c0 - clock.tick_cpu
         rec = trainer.history[-1]
         point = {"step": trainer.step, "train_s": round(train_s, 2), "wall_s": round(wall, 2),
-                 "cpu_s": round(cpu_train, 2), "modes_1pct": rec.get("metrics/modes_1pct"),
-                 "modes_total": rec.get("metrics/modes_total"), "hq": rec.get("metrics/high_quality_pct"),
-                 "w1": rec.get("metrics/w1")}
+                 "cpu_s": round(cpu_train, 2), "modes_1pct": rec.get(MODES_1PCT),
+                 "modes_total": rec.get(MODES_TOTAL), "hq": rec.get(HIGH_QUALITY_PCT), "w1": rec.get(W1)}
         curve.append(point)
         if progress_every and len(curve) % progress_every == 0:
             print(f"    step {point['step']}: {point['train_s']:.0f} s ({point['cpu_s']:.0f} CPU s), "
@@ -220,9 +229,10 @@ def main(argv: list[str] | None = None) -> int:
                           args.threads, args.clock)
             rows.append(row)
             out = RESULTS / f"ttq-{data}-{name}-seed{args.seed}.json"
-            out.write_text(json.dumps(row, indent=1))
+            atomic_write_json(out, row, indent=1)
             hit = row["reached"]
-            print(f"  -> {'%.0f s (step %d)' % (hit['train_s'], hit['step']) if hit else 'not reached'}; "
+            reached_at = f"{hit['train_s']:.0f} s (step {hit['step']})" if hit else "not reached"
+            print(f"  -> {reached_at}; "
                   f"final median HQ {row['final']['hq_median_last5']:.1f}%, modes {row['final']['modes_1pct']}, "
                   f"{row['steps_per_s']:.0f} steps/s; {out}", flush=True)
     print("\n| data | setting | time to bar: train s (CPU s, step) | final median HQ % | modes >= 1% | steps/s |")

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from wgan.cli import main
+from wgan.io import atomic_write_bytes
 from wgan.training import checkpoint as ckpt
 from wgan.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_with_history
 
@@ -54,7 +55,7 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
         raise OSError("disk full (simulated)")
 
     with pytest.raises(OSError, match="simulated"):
-        ckpt.atomic_write_bytes(target, broken)
+        atomic_write_bytes(target, broken)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt"]
 
@@ -201,6 +202,7 @@ HARNESS = textwrap.dedent(r"""
 """)
 
 
+@pytest.mark.slow  # subprocesses killed at random moments
 def test_sigkill_at_random_moments_never_leaves_a_torn_latest(tmp_path):
     folder = tmp_path / "checkpoints"
     kills = 40

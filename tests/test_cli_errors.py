@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from wgan.cli import main
-from wgan.config import ConfigError, TrainConfig, resolve, validate
+from wgan.config import TrainConfig, resolve, validate
+from wgan.errors import ConfigError
 
 
 def run_cli(argv, capsys):
@@ -184,6 +185,7 @@ def test_sample_and_export_usage_errors(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- a real process
+@pytest.mark.slow  # a subprocess
 def test_real_process_exit_status_and_debug_traceback(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "wgan"]

@@ -3,7 +3,7 @@ a failing variant recorded with its reason while the others go on.
 
 Independent answers: the modes captured and % high quality in the table are recomputed here with
 numpy from the saved final samples and the ring's geometry; the mean ± std aggregation is checked
-on hand-made runs; the time-budget scheduler is driven by a fake trainer with a known speed.
+on hand-made runs; the time budget is driven by a fake clock that gives every training step a known cost.
 """
 
 from __future__ import annotations
@@ -11,13 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
+import types
 
 import numpy as np
 import pytest
 
 from wgan.cli import main
-from wgan.compare import (CALIBRATION_STEPS, CompareResult, RunResult, _train_for_seconds, compare, load_compare,
-                           w_estimate_correlation)
+from wgan.compare import CompareResult, RunResult, compare, load_compare, w_estimate_correlation
+from wgan.metrics import columns_for
+from wgan.training import trainer as trainer_module
+from wgan.training.trainer import CALIBRATION_STEPS, Trainer
 from wgan.variants import VARIANTS, Variant
 
 OVERRIDES = {"data_std": 0.5, "eval_samples": 500}  # wide modes: non-trivial metrics after 20 steps; fast W1
@@ -41,6 +45,7 @@ def ring_metrics(x: np.ndarray, radius: float = 2.0, std: float = 0.5) -> tuple[
     return len(set(nearest[hq].tolist())), 100.0 * hq.mean()
 
 
+@pytest.mark.slow  # trains for several seconds
 def test_tiny_compare_writes_everything_and_records_the_failure(tmp_path, exploding):
     out = tmp_path / "cmp"
     lines: list[str] = []
@@ -130,27 +135,32 @@ def test_w_estimate_correlation_leaves_out_the_first_evaluation():
     assert math.isnan(w_estimate_correlation([{"critic/gap": 1.0} for _ in range(6)]))  # no exact W1
 
 
-class FakeTrainer:
-    """Steps cost a known 5 ms; each train(steps=...) call ends in a tick record, as the Trainer's."""
+@pytest.fixture
+def step_clock(monkeypatch):
+    """The trainer's clock made of its training steps alone: each costs exactly 1/256 s, evaluation nothing."""
+    now = [0.0]
+    clock = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
+    clock.perf_counter = lambda: now[0]
+    monkeypatch.setattr(trainer_module, "time", clock)
+    step = Trainer.train_step
 
-    ms = 5.0
+    def timed_step(self):
+        step(self)
+        now[0] += 1 / 256  # exact in binary: the marks are hit exactly
 
-    def __init__(self):
-        self.step, self.history, self._stop_signal, self.calls = 0, [], None, []
-
-    def train(self, steps):
-        self.calls.append(steps - self.step)
-        self.step = steps
-        self.history.append({"step": steps, "time/step_ms": self.ms})
+    monkeypatch.setattr(Trainer, "train_step", timed_step)
+    return 1000 / 256  # ms per step
 
 
-def test_time_budget_places_ticks_at_even_marks():
-    t = FakeTrainer()
-    _train_for_seconds(t, seconds=2.0, ticks=4)
-    assert t.calls[0] == CALIBRATION_STEPS
-    # 2 s at 5 ms per step = 400 steps, with ticks at 0.5, 1.0, 1.5 and 2.0 s (100, 200, 300, 400 steps)
-    assert [r["step"] for r in t.history] == [CALIBRATION_STEPS, 100, 200, 300, 400]
-    assert math.isclose(sum(t.calls) * t.ms / 1000, 2.0)
+def test_time_budget_places_ticks_at_even_marks(step_clock, tmp_path):
+    result = compare("ring8", ["sngan"], seeds=1, seconds=2.0, ticks=4, overrides=OVERRIDES, out=tmp_path / "c")
+    (run,) = result.runs
+    assert run.ok and run.stopped_by is None, run.error  # the budget ending a run is its normal end
+    # 2 s at 1/256 s per step = 512 steps: a first tick after the calibration steps, then at 0.5, 1.0,
+    # 1.5 and 2.0 s of training (128, 256, 384, 512 steps)
+    assert [r["step"] for r in run.history] == [CALIBRATION_STEPS, 128, 256, 384, 512]
+    assert run.steps == 512 and run.train_seconds == 2.0 and run.step_ms == step_clock
+    assert f"5 evaluations (after the first {CALIBRATION_STEPS} steps, then 4 evenly spaced" in result.markdown()
 
 
 def test_cli_compare_tiny_and_its_errors(tmp_path, capsys):
@@ -179,6 +189,7 @@ def test_cli_compare_tiny_and_its_errors(tmp_path, capsys):
         assert len(err) == 1 and expected in err[0], (argv, err)
 
 
+@pytest.mark.slow  # trains for several seconds
 def test_compare_on_images_plots_the_classifier_fd(tmp_path, monkeypatch):
     """On images there is no exact W1: the table carries the classifier metrics and the figure's lower
     panels the classifier FD of each evaluation, with its floor."""
@@ -200,7 +211,8 @@ def test_compare_on_images_plots_the_classifier_fd(tmp_path, monkeypatch):
     assert all(r.ok for r in result.runs), [r.error for r in result.runs]
     for name in ("table.md", "table.csv", "compare.png", "report.html"):
         assert (tmp_path / "cmp" / name).stat().st_size > 0
-    assert "classifier fd" in (tmp_path / "cmp" / "table.md").read_text()
+    table = (tmp_path / "cmp" / "table.md").read_text()
+    assert all(f" {c.title} |" in table for c in columns_for("images"))  # the evaluator's columns, in its words
     assert seen["distance_label"] == "classifier FD"
     fd = {r.variant: [rec["metrics/classifier_fd"] for rec in r.history] for r in result.runs}
     for panel in seen["panels"]:

@@ -191,6 +191,7 @@ def test_exact_refuses_mismatched_dimensions(capsys, tmp_path):
     assert "dimension" in run_error(capsys, "--exact", str(tmp_path / "p.npy"), str(tmp_path / "q.npy"))
 
 
+@pytest.mark.slow  # a subprocess
 def test_real_command_line_process():
     # the console entry point end to end, as a user types it
     out = subprocess.run([sys.executable, "-m", "wgan", "distance", "0,1,2", "2,3,4"],

@@ -136,6 +136,7 @@ def _grads_worker(comm: TorchComm, out: str) -> None:
     torch.save(result, Path(out) / f"rank{comm.rank}.pt")
 
 
+@pytest.mark.slow  # spawns processes
 def test_critic_step_and_lazy_penalty_match_one_process_on_the_global_batch(tmp_path):
     spawn(_grads_worker, str(tmp_path))
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
@@ -205,6 +206,7 @@ def _steps_worker(comm: TorchComm, variant: str, out: str) -> None:
     torch.save(_full_steps(trainer, comm.rank, WORLD), Path(out) / f"rank{comm.rank}.pt")
 
 
+@pytest.mark.slow  # spawns processes
 @pytest.mark.parametrize("variant", ["wgan-gp", "sngan"])
 def test_full_generator_steps_match_one_process_on_the_global_batch(tmp_path, variant):
     spawn(_steps_worker, variant, str(tmp_path))
@@ -265,6 +267,7 @@ def _consistency_worker(comm: TorchComm, out: str) -> None:
     torch.save(report, Path(out) / f"rank{comm.rank}.pt")
 
 
+@pytest.mark.slow  # spawns processes
 def test_broadcast_consistency_check_and_agreement(tmp_path):
     spawn(_consistency_worker, str(tmp_path))
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD))

@@ -1,4 +1,4 @@
-"""The written-out input gradient (wgan.nets.fastgrad) against autograd's double backward.
+"""The written-out input gradient (wgan.engines.fastgrad) against autograd's double backward.
 
 Every fast path of the critic step — the written-out input gradient, and one critic forward over the
 real and fake batches together — must give the same penalty, losses and parameter gradients as the
@@ -15,8 +15,9 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.parametrizations import spectral_norm
 
-from wgan.lipschitz.gradient_penalty import GradientPenalty, gradient_penalty, input_gradient
-from wgan.nets import fastgrad, native
+from wgan.engines import choose_engine, fastgrad, native
+from wgan.engines.written_out import written_out_critic
+from wgan.lipschitz.gradient_penalty import GradientPenalty, gradient_penalty, input_gradient, penalty_of_gradient
 from wgan.nets.conv import ConvCritic, ConvGenerator
 from wgan.nets.mlp import MLPCritic, MLPGenerator
 from wgan.objectives import get_objective
@@ -174,15 +175,26 @@ def project_critics():
     }
 
 
+def _written_out(critic) -> bool:
+    return written_out_critic(critic, GradientPenalty(10.0)) is not None
+
+
+def written_out_input_gradient(critic, x):
+    """The project critic's input gradient by its declared layer stack, written out."""
+    net, rows = fastgrad.declared_stack(critic)
+    return fastgrad.input_gradient(net, x.flatten(1) if rows else x).view_as(x)
+
+
 def test_project_critics_offer_the_fast_path_only_when_it_applies():
     for make, _ in project_critics().values():
-        assert make().has_input_gradient()
-    assert not MLPCritic(2, 8, 2, "tanh").has_input_gradient()
-    assert not MLPCritic(2, 8, 2, "relu", norm="layer").has_input_gradient()
-    assert not ConvCritic(1, 28, width=4, norm="layer").has_input_gradient()
+        assert _written_out(make())
+    assert not _written_out(MLPCritic(2, 8, 2, "tanh"))
+    assert not _written_out(MLPCritic(2, 8, 2, "relu", norm="layer"))
+    assert not _written_out(ConvCritic(1, 28, width=4, norm="layer"))
     sn = MLPCritic(2, 8, 2, "relu")
     spectral_norm(sn.net[0])
-    assert not sn.has_input_gradient()
+    assert not _written_out(sn)
+    assert written_out_critic(MLPCritic(2, 8, 2, "relu"), GradientPenalty(10.0, fast=False)) is None
 
 
 @pytest.mark.parametrize("name", list(project_critics()))
@@ -193,8 +205,8 @@ def test_penalty_and_its_gradients_equal_the_double_backward(name, one_sided, se
     x_real, x_fake = torch.randn(*shape, dtype=F64), torch.randn(*shape, dtype=F64)
     x_hat = torch.lerp(x_fake, x_real, torch.rand((shape[0],) + (1,) * (len(shape) - 1), dtype=F64))
     params = list(critic.parameters())
-    fast, norms_fast = gradient_penalty(critic, x_real, x_fake, x_hat, one_sided=one_sided, fast=True)
-    slow, norms_slow = gradient_penalty(critic, x_real, x_fake, x_hat, one_sided=one_sided, fast=False)
+    fast, norms_fast = penalty_of_gradient(written_out_input_gradient(critic, x_hat), one_sided)
+    slow, norms_slow = gradient_penalty(critic, x_real, x_fake, x_hat, one_sided=one_sided)
     torch.testing.assert_close(fast, slow, **TOL)
     torch.testing.assert_close(norms_fast, norms_slow, **TOL)
     # the whole critic loss, so every parameter (biases too) has a gradient on both paths
@@ -248,6 +260,7 @@ def test_trainer_uses_the_written_out_backward(monkeypatch, tiny):
     from wgan.training.trainer import Trainer
 
     trainer = Trainer(resolve({**tiny, "variant": "wgan-gp", "steps": 1, "tick_every_steps": 1}))
+    assert trainer.engine.name == "compiled"  # chosen once, for the run
     calls = []
     # PyTorch, compiled from the samples, or compiled from the noise (x_real is the argument at `at`)
     for module, name, at in ((fastgrad, "penalised_loss_backward", 1), (native, "wgan_gp_critic", 1),
@@ -265,7 +278,9 @@ def test_trainer_uses_the_written_out_backward(monkeypatch, tiny):
     assert calls == [trainer.config.batch_size] * trainer.config.n_critic
     # and the general path is still there for critics that do not offer one
     assert input_gradient(nn.Sequential(nn.Linear(2, 1)), torch.randn(3, 2)).shape == (3, 2)
-    assert GradientPenalty(1.0).penalised_backward(nn.Sequential(nn.Linear(2, 1)), None, None, None, None) is None
+    net = nn.Sequential(nn.Linear(2, 1))
+    assert choose_engine(nn.Identity(), net, get_objective("wasserstein"), GradientPenalty(1.0),
+                         (torch.optim.SGD(net.parameters(), lr=0.0), None), Comm()).name == "autograd"
 
 
 # --------------------------------------------------------------------------- the written-out backward
@@ -304,8 +319,6 @@ OBJECTIVES = ["wasserstein", "hinge", "minimax"]
 
 def _check_written_out_backward(net, x_real, x_fake, x_hat, objective):
     """penalised_loss_backward against autograd: every output and every parameter gradient."""
-    from wgan.lipschitz.gradient_penalty import penalty_of_gradient
-
     critic_loss = get_objective(objective).critic_loss
 
     def gradient_loss(g):

@@ -146,6 +146,7 @@ def _bars(n, seed, size=28):
     return x.clamp(-1, 1), y
 
 
+@pytest.mark.slow  # trains for several seconds
 def test_classifier_training_is_deterministic_and_learns(seed):
     x, y = _bars(150, 0)
     xt, yt = _bars(60, 1)
@@ -177,6 +178,7 @@ def bars(tmp_path_factory):
     return {"spec": spec, "cache": folder / "cache", "clf": clf}
 
 
+@pytest.mark.slow  # the module's classifier trains for about 9 s
 def test_classifier_is_cached_by_the_data_hash(bars, tmp_path, monkeypatch, capsys):
     import wgan.metrics.classifier as C
 
@@ -199,6 +201,7 @@ def test_classifier_is_cached_by_the_data_hash(bars, tmp_path, monkeypatch, caps
         get_classifier(other)
 
 
+@pytest.mark.slow  # the module's classifier trains for about 9 s
 def test_tick_metrics_have_every_key_and_the_sample_counts(bars, tmp_path, monkeypatch):
     import json
 
@@ -223,6 +226,7 @@ def test_tick_metrics_have_every_key_and_the_sample_counts(bars, tmp_path, monke
     assert "not with Inception" in desc["note"] and desc["eval_samples_generated"] == 60
 
 
+@pytest.mark.slow  # the module's classifier trains for about 9 s
 def test_evaluate_images_separates_real_images_from_blank_ones(bars, monkeypatch):
     from wgan.metrics.image import evaluate_images
 
@@ -237,6 +241,7 @@ def test_evaluate_images_separates_real_images_from_blank_ones(bars, monkeypatch
     assert real["recall"] > blank["recall"]
 
 
+@pytest.mark.slow  # the module's classifier trains for about 9 s
 def test_unlabelled_folder_uses_another_sets_classifier_and_says_so(bars, tmp_path, monkeypatch, capsys):
     from PIL import Image
 
@@ -263,6 +268,7 @@ def test_unlabelled_folder_uses_another_sets_classifier_and_says_so(bars, tmp_pa
 
 
 # ------------------------------------------------------------------------------------------- real MNIST
+@pytest.mark.slow  # the real MNIST files
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="../shared/data/mnist not present")
 def test_real_mnist_classifier_accuracy_fd_near_zero_and_is_near_10():
     torch.set_num_threads(1)

@@ -12,9 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from wgan.config import ConfigError, resolve
+from wgan.config import resolve
 from wgan.data import load_data
-from wgan.data.images import DataError, fit_images, read_idx
+from wgan.data.images import fit_images, read_idx
+from wgan.errors import ConfigError, DataError
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -417,6 +418,7 @@ def test_resize_preserves_a_constant_image_and_crops_the_centre():
 
 
 # ------------------------------------------------------------------------------------------- real MNIST
+@pytest.mark.slow  # the real MNIST files
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="../shared/data/mnist not present")
 def test_real_mnist_shapes_labels_and_pixel_mean():
     x = read_idx(MNIST_DIR / "train-images-idx3-ubyte.gz", expect_ndim=3)

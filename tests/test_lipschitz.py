@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from wgan.config import ConfigError
+from wgan.errors import ConfigError
 from wgan.lipschitz.gradient_penalty import GradientPenalty, gradient_norms, gradient_penalty, interpolate
 from wgan.lipschitz.spectral_norm import SpectralNorm
 from wgan.lipschitz.weight_clipping import WeightClipping

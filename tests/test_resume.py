@@ -34,8 +34,8 @@ class SignalAt(Trainer):
 
     signal_at: tuple[int, int] | None = None
 
-    def _one_generator_step(self) -> None:
-        super()._one_generator_step()
+    def train_step(self) -> None:
+        super().train_step()
         if self.signal_at and self.step == self.signal_at[0]:
             os.kill(os.getpid(), self.signal_at[1])
 
@@ -91,6 +91,7 @@ def test_straight_equals_stop_and_resume(tmp_path, variant, extra):
     assert_identical(comparable(straight.state_dict()), comparable(resumed.state_dict()))
 
 
+@pytest.mark.slow  # trains for several seconds
 def test_cli_resume_continues_exactly(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     common = ["train", "--variant", "wgan-gp", "--tick-every-steps", "3", *TINY_FLAGS]
@@ -125,7 +126,7 @@ def test_resume_force_accepts_a_safe_change_and_refuses_an_impossible_one(small_
     t = Trainer.resume(small_run, {"data": "grid25", "lr_g": 3e-4}, force=True)
     assert t.config.data == "grid25" and t.data.name == "grid25"
     assert "data 'ring8' -> 'grid25'" in t.resume_changes
-    assert t.w1_floor is None  # measured again on the new data
+    assert t.evaluator.w1_floor is None  # measured again on the new data
     assert [g["lr"] for g in t.gen_opt.param_groups] == [3e-4]  # the override reaches the optimiser
     with pytest.raises(ConfigError, match=r"--force: the saved weights do not fit .*g-width 16 -> 32"):
         Trainer.resume(small_run, {"g_width": 32}, force=True)
@@ -142,6 +143,7 @@ def test_resume_of_something_that_is_not_a_run(tmp_path):
 
 
 # ----------------------------------------------------------------------------- real signals
+@pytest.mark.slow  # a subprocess
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_saves_a_checkpoint_and_exits_cleanly(tmp_path, sig):
     out = tmp_path / "run"

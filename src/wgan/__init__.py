@@ -8,40 +8,35 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from wgan.config import ConfigError, TrainConfig
+from wgan.config import TrainConfig, given, resolve
 from wgan.distances import js_divergence, kl_divergence, wasserstein_1d, wasserstein_exact
-from wgan.lipschitz import LIPSCHITZ, LipschitzMethod, build_lipschitz
+from wgan.errors import ConfigError
+from wgan.lipschitz import LIPSCHITZ, LipschitzMethod, build_lipschitz, get_lipschitz
 from wgan.lipschitz.gradient_penalty import GradientPenalty, gradient_penalty, interpolate
 from wgan.lipschitz.spectral_norm import SpectralNorm
 from wgan.lipschitz.weight_clipping import WeightClipping
 from wgan.objectives import OBJECTIVES, get_objective
+from wgan.training.trainer import Trainer
 from wgan.variants import VARIANTS, get_variant
 
 
 def train(config: TrainConfig | dict | None = None, **overrides):
-    """Train with ``config`` (a TrainConfig, a dict of fields, or keyword fields); returns the summary."""
-    from dataclasses import asdict
+    """Train with ``config`` and keyword overrides; returns the summary.
 
-    from wgan.config import resolve
-    from wgan.training.trainer import Trainer
+    ``config`` may be a :class:`TrainConfig` (its fields left ``None`` are filled by the variant and the
+    preset: ``train(TrainConfig(steps=20))`` trains the default recipe for 20 steps), a dict of fields,
+    or ``None``; keyword fields win over it. See :func:`wgan.config.resolve`.
 
-    if isinstance(config, TrainConfig):
-        config = asdict(config)
-    cfg = resolve({**(config or {}), **overrides})
-    return Trainer(cfg).train()
-
-
-def __getattr__(name: str):
-    if name == "Trainer":
-        from wgan.training.trainer import Trainer
-
-        return Trainer
-    raise AttributeError(f"module 'wgan' has no attribute {name!r}")
+    Example:
+        >>> summary = train(TrainConfig(steps=20, tick_every_steps=20))  # doctest: +SKIP
+    """
+    return Trainer(resolve({**given(config), **overrides})).train()
 
 
 __all__ = [
     "ConfigError", "TrainConfig", "Trainer", "train",
     "wasserstein_1d", "wasserstein_exact", "js_divergence", "kl_divergence",
     "gradient_penalty", "interpolate", "GradientPenalty", "WeightClipping", "SpectralNorm",
-    "LipschitzMethod", "build_lipschitz", "LIPSCHITZ", "OBJECTIVES", "get_objective", "VARIANTS", "get_variant",
+    "LipschitzMethod", "build_lipschitz", "get_lipschitz", "LIPSCHITZ", "OBJECTIVES", "get_objective",
+    "VARIANTS", "get_variant",
 ]

@@ -1,7 +1,12 @@
-"""Training configuration: one dataclass, presets, TOML loading and validation.
+"""Training configuration: one dataclass whose fields carry their help text, presets, TOML loading,
+resolution of overrides into a complete config, and validation that asks each owner's registry.
 
-Resolution order, later wins: dataclass defaults < variant recipe < preset < TOML file < flags.
-The variant and preset are read from the user's layers first, because they select the middle ones.
+Resolution order, later wins: base values < variant recipe < preset < TOML file < flags (or a dict, or
+a TrainConfig's fields that are not ``None``). The variant and preset are read from the user's layers
+first, because they select the middle ones.
+
+Layering: this module imports the registries (variants, Lipschitz methods, nets, data sources); none
+of them imports it.
 """
 
 from __future__ import annotations
@@ -10,69 +15,119 @@ import dataclasses
 import json
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-
+from wgan import data as data_registry
+from wgan import lipschitz, nets
 from wgan.errors import ConfigError
+from wgan.variants import VARIANTS, get_variant
+
+_UNSET = object()
+
+
+def setting(default: Any, help: str, *, base: Any = _UNSET, optional: bool = False, model: bool = False,
+            bounds: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A :class:`TrainConfig` field with its help text, written once (``wgan train --help`` shows it).
+
+    Args:
+        default: the dataclass default; ``None`` for a field that a layer (variant, preset) may set.
+        help: one line for ``--help``.
+        base: the value when no layer sets a field left ``None`` (the bottom layer of :func:`resolve`).
+        optional: ``None`` is a valid value in a resolved config (otherwise it is refused).
+        model: the field defines the model or data (a resumed run refuses a change, :data:`MODEL_FIELDS`).
+        bounds: the accepted range of a number: ``">=N"``, ``">0"`` or ``"[0,1)"``.
+        choices: accepted strings, for a field whose values no registry owns.
+    """
+    meta = {"help": help, "optional": optional, "model": model, "bounds": bounds, "choices": choices}
+    if base is not _UNSET:
+        meta["base"] = base
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
-    """Everything needed to rebuild a training run. ``None`` means "the variant's or data set's default"."""
+    """Everything needed to rebuild a training run.
+
+    Made by hand, a TrainConfig holds *overrides*: a field left ``None`` is filled by :func:`resolve`
+    from the layers below (base value < variant recipe < preset), so ``wgan.train(TrainConfig(steps=20))``
+    trains the default recipe for 20 steps. Resolved (:func:`resolve`, ``config.json``), it is complete:
+    ``None`` remains only where it is a value (``beta1`` of RMSprop, a native ``image_size``...).
+    """
 
     # --- what to train -----------------------------------------------------------------------
-    variant: str = "wgan-gp"  # gan | wgan | wgan-gp | sngan (recipes in variants.py)
-    data: str = "ring8"  # ring8 | grid25 | mixture3 | swissroll | mnist:DIR | folder:DIR | npz:FILE | ...
-    preset: str = "auto"  # auto: the preset that suits the data ("toy" for 2-D, "mnist" for MNIST); none
-    data_scale: float | None = None  # toy geometry: ring radius, grid spacing, mixture/roll scale
-    data_std: float | None = None  # toy: std of each Gaussian component (noise for swissroll)
-    classes: str | None = None  # image data: keep only these labels, e.g. "0,1,7"
-    image_size: int | None = None  # image data: resize/crop to this (28, 32 or 64); None = native
-    channels: int | None = None  # image data: 1 or 3; None = native
+    variant: str = setting("wgan-gp", "recipe: objective + Lipschitz method + n_critic + optimiser "
+                           "(wgan.variants)", model=True)
+    data: str = setting("ring8", "a toy set, or PREFIX:PATH of a file or folder of images", model=True)
+    preset: str = setting("auto", "overrides for a kind of data; auto: the preset that suits the data (toy for "
+                          "the toy sets, mnist for mnist:DIR, else none)")
+    data_scale: float | None = setting(None, "toy geometry: ring radius, grid spacing, mixture/roll scale",
+                                       optional=True, model=True)
+    data_std: float | None = setting(None, "toy: std of each Gaussian component (noise for swissroll)",
+                                     optional=True, model=True)
+    classes: str | None = setting(None, 'image data: keep only these labels, e.g. "0,1,7"', optional=True,
+                                  model=True)
+    image_size: int | None = setting(None, "image data: centre-crop and resize to this size; none = native",
+                                     optional=True, model=True)
+    channels: int | None = setting(None, "image data: 1 or 3 channels; none = native", optional=True, model=True)
 
     # --- networks ----------------------------------------------------------------------------
-    arch: str = "auto"  # mlp | conv | auto (mlp for vectors, conv for images)
-    z_dim: int = 2  # latent size; 2 matches the WGAN-GP and PacGAN toy code
-    g_width: int = 256  # MLP hidden width / conv base channels of the generator
-    g_depth: int = 3  # MLP hidden layers of the generator
-    c_width: int = 256  # MLP hidden width / conv base channels of the critic
-    c_depth: int = 3  # MLP hidden layers of the critic
-    activation: str = "relu"  # relu | leaky_relu (slope 0.2) | tanh | elu
-    critic_norm: str = "none"  # none | layer | batch (batch is refused with the gradient penalty)
+    arch: str | None = setting(None, "architecture; auto: mlp for vectors, conv for images", base="auto",
+                               model=True)
+    z_dim: int | None = setting(None, "latent size; 2 matches the WGAN-GP and PacGAN toy code", base=2,
+                                model=True, bounds=">=1")
+    g_width: int | None = setting(None, "MLP hidden width / conv base channels of the generator", base=256,
+                                  model=True, bounds=">=1")
+    g_depth: int | None = setting(None, "MLP hidden layers of the generator", base=3, model=True, bounds=">=1")
+    c_width: int | None = setting(None, "MLP hidden width / conv base channels of the critic", base=256,
+                                  model=True, bounds=">=1")
+    c_depth: int | None = setting(None, "MLP hidden layers of the critic", base=3, model=True, bounds=">=1")
+    activation: str = setting("relu", "activation of the MLPs (leaky_relu: slope 0.2)", model=True)
+    critic_norm: str | None = setting(None, "normalisation between the critic's layers (batch is refused with "
+                                      "the gradient penalty)", base="none", model=True)
 
     # --- schedule ----------------------------------------------------------------------------
-    steps: int = 6000  # generator steps in total (each follows n_critic critic steps)
-    batch_size: int = 256  # per process; global batch = batch_size x world size
-    n_critic: int | None = None  # critic steps per generator step
+    steps: int | None = setting(None, "generator steps in total (each follows n_critic critic steps)", base=6000,
+                                bounds=">=1")
+    batch_size: int | None = setting(None, "per process; global batch = batch_size x world size", base=256,
+                                     bounds=">=1")
+    n_critic: int | None = setting(None, "critic steps per generator step", bounds=">=1")
 
     # --- optimisers --------------------------------------------------------------------------
-    optimizer: str | None = None  # adam | rmsprop
-    lr_g: float | None = None
-    lr_c: float | None = None
-    beta1: float | None = None  # Adam only
-    beta2: float | None = None  # Adam only
-    ema_decay: float = 0.0  # EMA of generator weights per generator step; 0 disables
+    optimizer: str | None = setting(None, "optimiser of both nets", model=True, choices=("adam", "rmsprop"))
+    lr_g: float | None = setting(None, "learning rate of the generator", bounds=">0")
+    lr_c: float | None = setting(None, "learning rate of the critic", bounds=">0")
+    beta1: float | None = setting(None, "Adam only: beta1", optional=True, bounds="[0,1)")
+    beta2: float | None = setting(None, "Adam only: beta2", optional=True, bounds="[0,1)")
+    ema_decay: float | None = setting(None, "EMA of the generator's weights per generator step; 0 disables",
+                                      base=0.0, bounds="[0,1)")
 
-    # --- Lipschitz method --------------------------------------------------------------------
-    gp_weight: float | None = None  # lambda of the gradient penalty
-    gp_one_sided: bool = False  # penalise only norms above 1: max(0, |g| - 1)^2
-    penalty_every: int = 1  # lazy regularisation: penalty every k critic steps, scaled by k
-    clip_value: float | None = None  # weight clipping bound c
+    # --- Lipschitz method (checked by the methods themselves: wgan.lipschitz) ------------------
+    gp_weight: float | None = setting(None, "lambda of the gradient penalty", optional=True)
+    gp_one_sided: bool = setting(False, "penalise only gradient norms above 1: max(0, |g| - 1)^2")
+    penalty_every: int = setting(1, "lazy regularisation: the penalty every k critic steps, scaled by k")
+    clip_value: float | None = setting(None, "weight clipping bound c", optional=True)
 
     # --- run ---------------------------------------------------------------------------------
-    seed: int = 0
-    out: str | None = None  # run directory; None = runs/NNNNN-VARIANT-DATA
-    tick_every_steps: int = 500  # statistics, samples, evaluation and checkpoint every so many steps
-    eval_samples: int = 2500  # toy protocol (VEEGAN / PacGAN): 2,500 generated samples
-    keep_checkpoints: int = 2  # numbered checkpoints kept besides latest.pt
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch CPU threads; 0 = all cores for conv nets, large MLPs and the compiled MLP
-    #                   WGAN-GP steps, 1 for other small MLPs (trainer.default_threads); 1 on a busy machine
-    fast_penalty: bool = True  # use the written-out input gradient for the project's own nets
-    tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs the tensorboard extra)
-    on_nan: str = "stop"  # stop | rollback (reload the last checkpoint and halve the learning rates)
+    seed: int = setting(0, "seed of the initial weights and of every random draw", bounds=">=0")
+    out: str | None = setting(None, "run directory; none = runs/NNNNN-VARIANT-DATA", optional=True)
+    tick_every_steps: int | None = setting(None, "statistics, samples, evaluation and checkpoint every so many "
+                                           "generator steps", base=500, bounds=">=1")
+    eval_samples: int | None = setting(None, "generated samples per evaluation (the VEEGAN / PacGAN toy "
+                                       "protocol scores 2,500)", base=2500, bounds=">=10")
+    keep_checkpoints: int = setting(2, "numbered checkpoints kept besides latest.pt", bounds=">=0")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    # 0: all cores for conv nets, large MLPs and the compiled MLP WGAN-GP steps, 1 for other small MLPs
+    # (trainer.default_threads)
+    threads: int = setting(0, "torch CPU threads; 0 = automatic (1 for small MLPs, all cores for large nets); "
+                           "1 on a busy machine", bounds=">=0")
+    fast_penalty: bool = setting(True, "the gradient penalty by the written-out input gradient for the "
+                                 "project's own nets (the same values, faster)")
+    tensorboard: bool = setting(False, "also log to RUN_DIR/tensorboard (needs the tensorboard extra)")
+    on_nan: str = setting("stop", "on a NaN or Inf loss: stop, or rollback (reload the last checkpoint and halve "
+                          "the learning rates)", choices=("stop", "rollback"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -81,18 +136,18 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+FIELDS = {f.name: f for f in fields(TrainConfig)}
 FIELD_TYPES: dict[str, type] = {}
-FIELD_NULLABLE: dict[str, bool] = {}
-for _f in fields(TrainConfig):
+FIELD_NULLABLE: dict[str, bool] = {}  # the type admits None: a flag or TOML key may say "none"
+for _f in FIELDS.values():
     _t = str(_f.type)
     FIELD_NULLABLE[_f.name] = "None" in _t
     FIELD_TYPES[_f.name] = next(t for n, t in (("bool", bool), ("int", int), ("float", float), ("str", str)) if n in _t)
 
-# Fields that define the model and data: a resumed run refuses changes to these (issue: reliability).
-MODEL_FIELDS = (
-    "variant", "data", "data_scale", "data_std", "classes", "image_size", "channels", "arch", "z_dim",
-    "g_width", "g_depth", "c_width", "c_depth", "activation", "critic_norm", "optimizer",
-)
+#: Fields that define the model and data: a resumed run refuses changes to these (issue: reliability).
+MODEL_FIELDS = tuple(name for name, f in FIELDS.items() if f.metadata["model"])
+#: The bottom layer of :func:`resolve`: the value of each field that a variant or preset may leave unset.
+BASE = {name: f.metadata["base"] for name, f in FIELDS.items() if "base" in f.metadata}
 
 # Presets: overrides applied on top of the variant recipe. "common" applies to every variant.
 # The toy values were measured here (see README, "Choosing the toy settings"): on narrow mixtures the
@@ -136,19 +191,21 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def register_preset(name: str, overrides: dict[str, dict[str, Any]]) -> None:
-    """Add a named preset: ``{"common": {...}, "<variant>": {...}}``."""
-    PRESETS[name] = overrides
-
-
 def auto_preset(data: str) -> str:
-    from wgan.data import is_toy
-
-    if is_toy(data):
+    """The preset ``--preset auto`` picks for ``--data``: toy for the toy sets, mnist for mnist:DIR, else none."""
+    if data_registry.is_toy(data):
         return "toy"
     if data.split(":", 1)[0] == "mnist" and "mnist" in PRESETS:
         return "mnist"
     return "none"
+
+
+def _spells_none(name: str, value: Any) -> bool:
+    """Whether a flag or TOML string means ``None`` for field ``name``: "none" or "null", for a field that
+    may be ``None``, unless it is one of the field's own values (``--critic-norm none``)."""
+    if not (isinstance(value, str) and value.lower() in ("none", "null") and FIELD_NULLABLE[name]):
+        return False
+    return value not in (choices_of(name) or ())
 
 
 def coerce(name: str, value: Any) -> Any:
@@ -157,7 +214,7 @@ def coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"unknown setting {name!r}; accepted: {', '.join(sorted(FIELD_TYPES))}")
     typ = FIELD_TYPES[name]
     flag = "--" + name.replace("_", "-")
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and FIELD_NULLABLE[name]):
+    if value is None or _spells_none(name, value):
         if FIELD_NULLABLE[name]:
             return None
         raise ConfigError(f"{flag} may not be empty")
@@ -204,7 +261,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         # TOML values are typed: the value's type must be the field's (an integer is a valid float;
         # "none" is how a file resets a field that may be empty). No string-to-number guessing here.
         typ = FIELD_TYPES[name]
-        if isinstance(value, str) and FIELD_NULLABLE[name] and value.lower() in ("none", "null"):
+        if _spells_none(name, value):
             out[name] = None
             continue
         ok = {bool: isinstance(value, bool),
@@ -232,37 +289,98 @@ def _toml_repr(value: Any) -> str:
     return repr(value) if not isinstance(value, (list, dict)) else ("[...]" if isinstance(value, list) else "{...}")
 
 
-def resolve(overrides: dict[str, Any] | None = None, toml_path: str | Path | None = None) -> TrainConfig:
-    """Build a validated config: defaults < variant recipe < preset < TOML file < ``overrides``."""
-    from wgan.variants import get_variant
+def layers_setting(name: str) -> list[str]:
+    """Which layers may set field ``name``: ``"variant"`` (a recipe's values), ``"preset"``."""
+    out = []
+    if any(name in v.defaults() for v in VARIANTS.values()):
+        out.append("variant")
+    if any(name in overrides for p in PRESETS.values() for overrides in p.values()):
+        out.append("preset")
+    return out
 
+
+def choices_of(name: str) -> list[str] | None:
+    """The values field ``name`` accepts, asked of the registry that owns them; ``None``: not a fixed set."""
+    registries = {
+        "variant": lambda: list(VARIANTS),
+        "data": lambda: list(data_registry.TOY) + [f"{p}:PATH" for p in data_registry.PREFIXED],
+        "preset": lambda: ["auto", *PRESETS],
+        "arch": lambda: ["auto", *nets.ARCHITECTURES],
+        "activation": lambda: list(nets.ACTIVATIONS),
+        "critic_norm": lambda: list(nets.CRITIC_NORMS),
+        "image_size": lambda: [str(s) for s in data_registry.images.SIZES],
+        "channels": lambda: [str(c) for c in data_registry.images.CHANNELS],
+    }
+    if name in registries:
+        return registries[name]()
+    choices = FIELDS[name].metadata["choices"]
+    return list(choices) if choices else None
+
+
+def default_text(name: str) -> str:
+    """The default of field ``name`` in words, for ``--help``: its value, or who sets it."""
+    f = FIELDS[name]
+    if f.default is not None:
+        return repr(f.default)
+    layers = layers_setting(name)
+    if "base" in f.metadata:
+        base = repr(f.metadata["base"])
+        return f"{base} unless the {' or the '.join(layers)} sets it" if layers else base
+    return ", or ".join(f"the {layer}'s" for layer in layers) if layers else "none"
+
+
+def given(overrides: TrainConfig | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The fields ``overrides`` sets: a mapping's keys (``None`` values included: set to none), or a
+    TrainConfig's fields that are not ``None`` (left ``None``: the layers below decide)."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, TrainConfig):
+        return {k: v for k, v in dataclasses.asdict(overrides).items() if v is not None}
+    return dict(overrides)
+
+
+def resolve(overrides: TrainConfig | Mapping[str, Any] | None = None,
+            toml_path: str | Path | None = None) -> TrainConfig:
+    """Build a complete, validated config: base < variant recipe < preset < TOML file < ``overrides``.
+
+    Args:
+        overrides: fields set by the user: a dict (flag values; a ``None`` value sets the field to none),
+            or a :class:`TrainConfig` whose fields left ``None`` count as not given.
+        toml_path: a TOML file of fields (:func:`load_toml`), below ``overrides``.
+
+    Raises:
+        ConfigError: an unknown field, a value of the wrong type, or one that validation refuses.
+
+    Example:
+        >>> resolve(TrainConfig(steps=20)).gp_weight  # the toy preset's lambda for wgan-gp on ring8
+        0.1
+    """
     user: dict[str, Any] = {}
     if toml_path is not None:
         user.update(load_toml(toml_path))
-    for k, v in (overrides or {}).items():
+    for k, v in given(overrides).items():
         user[k] = coerce(k, v)
-    base = TrainConfig()
-    variant_name = user.get("variant", base.variant)
-    data = user.get("data", base.data)
-    preset = user.get("preset", base.preset)
+    variant_name = user.get("variant", FIELDS["variant"].default)
+    data = user.get("data", FIELDS["data"].default)
+    preset = user.get("preset", FIELDS["preset"].default)
     if preset == "auto":
         preset = auto_preset(data)
     if preset not in PRESETS:
         raise ConfigError(f"--preset must be one of auto, {', '.join(PRESETS)}; got {preset!r}")
-    merged = dict(get_variant(variant_name).defaults())
+    merged = dict(BASE)
+    merged.update(get_variant(variant_name).defaults())
     merged.update(PRESETS[preset].get("common", {}))
     merged.update(PRESETS[preset].get(variant_name, {}))
     merged.update(user)
     merged["preset"] = preset
-    config = dataclasses.replace(base, **merged)
+    config = TrainConfig(**merged)
     validate(config)
     return config
 
 
 def from_dict(d: dict[str, Any]) -> TrainConfig:
     """Rebuild a config saved by ``to_dict`` (config.json, checkpoints)."""
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = set(d) - known
+    unknown = set(d) - set(FIELDS)
     if unknown:
         raise ConfigError(f"saved config has unknown fields {sorted(unknown)}; written by a newer wgan?")
     config = TrainConfig(**d)
@@ -270,25 +388,39 @@ def from_dict(d: dict[str, Any]) -> TrainConfig:
     return config
 
 
+def _or(names) -> str:
+    names = list(names)
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+
+
 def _check(ok: bool, msg: str) -> None:
     if not ok:
         raise ConfigError(msg)
 
 
+def _check_bounds(flag: str, v: float, bounds: str) -> None:
+    if bounds == ">0":
+        _check(v > 0, f"{flag} must be > 0, got {v}")
+    elif bounds == "[0,1)":
+        _check(0 <= v < 1, f"{flag} must be in [0, 1), got {v}")
+    else:
+        assert bounds.startswith(">="), bounds
+        low = int(bounds[2:])
+        _check(v >= low, f"{flag} must be >= {low}, got {v}")
+
+
 def validate(c: TrainConfig) -> None:
-    """Raise ConfigError naming the first bad field, its value and what is accepted.
+    """Raise ConfigError naming the first bad field of a resolved config, its value and what is accepted.
 
-    Every field is checked: its type (a library caller may build a TrainConfig by hand), finite
-    numbers, then its range or set of accepted values.
+    Every field is checked: its type (a library caller may build a TrainConfig by hand), that it is set
+    unless ``None`` is a value for it, finite numbers, its range; then each owner checks its fields:
+    the variants, the data sources, the Lipschitz methods, the nets.
     """
-    from wgan.data import check_data_spec
-    from wgan.variants import VARIANTS
-
     for f in fields(TrainConfig):
         v = getattr(c, f.name)
         flag = "--" + f.name.replace("_", "-")
         if v is None:
-            _check(FIELD_NULLABLE[f.name], f"{flag} may not be empty (None)")
+            _check(f.metadata["optional"], f"{flag} may not be empty (None)")
             continue
         typ = FIELD_TYPES[f.name]
         ok = {bool: isinstance(v, bool),
@@ -298,54 +430,16 @@ def validate(c: TrainConfig) -> None:
         _check(ok, f"{flag} must be {_KINDS[typ]}, got {v!r}")
         if typ is float:
             _check(math.isfinite(v), f"{flag} must be a finite number, got {v!r}")
+        if f.metadata["bounds"]:
+            _check_bounds(flag, v, f.metadata["bounds"])
+        if f.metadata["choices"]:
+            _check(v in f.metadata["choices"], f"{flag} must be {_or(f.metadata['choices'])}, got {v!r}")
     _check(c.variant in VARIANTS, f"--variant must be one of {', '.join(VARIANTS)}; got {c.variant!r}")
-    check_data_spec(c.data)
     _check(c.preset == "auto" or c.preset in PRESETS,
            f"--preset must be one of auto, {', '.join(PRESETS)}; got {c.preset!r}")
-    method = VARIANTS[c.variant].lipschitz
-    _check(method != "clip" or c.clip_value is not None,
-           f"--clip-value must be set for --variant {c.variant} (weight clipping), got None")
-    _check(method != "gp" or c.gp_weight is not None,
-           f"--gp-weight must be set for --variant {c.variant} (gradient penalty), got None")
-    _check(method != "gp" or c.critic_norm != "batch",
-           f"--critic-norm batch cannot be used with --variant {c.variant}: the gradient penalty is per sample "
-           f"and BatchNorm mixes the samples of a batch; use --critic-norm layer or none")
-    for name in ("z_dim", "g_width", "c_width", "steps", "batch_size", "tick_every_steps", "penalty_every"):
-        v = getattr(c, name)
-        _check(v >= 1, f"--{name.replace('_', '-')} must be >= 1, got {v}")
-    for name in ("g_depth", "c_depth"):
-        v = getattr(c, name)
-        _check(v >= 1, f"--{name.replace('_', '-')} must be >= 1, got {v}")
-    _check(c.n_critic is not None and c.n_critic >= 1, f"--n-critic must be >= 1, got {c.n_critic}")
-    _check(c.eval_samples >= 10, f"--eval-samples must be >= 10, got {c.eval_samples}")
-    _check(c.keep_checkpoints >= 0, f"--keep-checkpoints must be >= 0, got {c.keep_checkpoints}")
-    _check(c.threads >= 0, f"--threads must be >= 0 (0 = automatic), got {c.threads}")
-    _check(c.seed >= 0, f"--seed must be >= 0, got {c.seed}")
-    for name in ("lr_g", "lr_c"):
-        v = getattr(c, name)
-        _check(v is not None and v > 0, f"--{name.replace('_', '-')} must be > 0, got {v}")
-    _check(c.optimizer in ("adam", "rmsprop"), f"--optimizer must be adam or rmsprop, got {c.optimizer!r}")
-    for name in ("beta1", "beta2"):
-        v = getattr(c, name)
-        _check(v is None or 0 <= v < 1, f"--{name} must be in [0, 1), got {v}")
-    _check(0 <= c.ema_decay < 1, f"--ema-decay must be in [0, 1), got {c.ema_decay}")
-    _check(c.gp_weight is None or c.gp_weight >= 0, f"--gp-weight must be >= 0, got {c.gp_weight}")
-    _check(c.clip_value is None or c.clip_value > 0, f"--clip-value must be > 0, got {c.clip_value}")
-    for name in ("data_scale", "data_std"):
-        v = getattr(c, name)
-        _check(v is None or v > 0, f"--{name.replace('_', '-')} must be > 0, got {v}")
-    _check(c.arch in ("auto", "mlp", "conv"), f"--arch must be auto, mlp or conv, got {c.arch!r}")
-    _check(c.activation in ("relu", "leaky_relu", "tanh", "elu"),
-           f"--activation must be relu, leaky_relu, tanh or elu, got {c.activation!r}")
-    _check(c.critic_norm in ("none", "layer", "batch"),
-           f"--critic-norm must be none, layer or batch, got {c.critic_norm!r}")
-    _check(c.image_size in (None, 28, 32, 64), f"--image-size must be 28, 32 or 64, got {c.image_size}")
-    _check(c.channels in (None, 1, 3), f"--channels must be 1 or 3, got {c.channels}")
-    _check(c.on_nan in ("stop", "rollback"), f"--on-nan must be stop or rollback, got {c.on_nan!r}")
     dev = c.device
     _check(dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit()),
            f"--device must be auto, cpu, cuda or cuda:N, got {dev!r}")
-    if c.classes is not None:
-        parts = c.classes.split(",")
-        _check(all(p.strip().isdigit() for p in parts) and len(parts) > 0,
-               f"--classes must be comma-separated label numbers like 0,1,7, got {c.classes!r}")
+    data_registry.check_config(c)
+    lipschitz.check_config(c, c.variant, VARIANTS[c.variant].lipschitz)
+    nets.check_config(c)

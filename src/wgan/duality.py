@@ -37,8 +37,23 @@ from typing import Any
 import numpy as np
 import torch
 
-#: Methods for the duality check: the three Lipschitz methods of the source texts.
-METHODS = ("gp", "clip", "sn")
+from wgan.config import TrainConfig
+from wgan.diagnostics.gradnorm import grad_norm_stats
+from wgan.diagnostics.lipschitz_probe import empirical_lipschitz
+from wgan.distances import wasserstein_exact
+from wgan.lipschitz import LIPSCHITZ, LipschitzMethod
+from wgan.lipschitz.gradient_penalty import interpolate
+from wgan.nets.mlp import MLPCritic
+from wgan.objectives import get_objective
+from wgan.training.distributed import Comm
+from wgan.training.steps import critic_step
+
+
+def duality_methods() -> tuple[str, ...]:
+    """The Lipschitz methods the duality check offers: every registered one that bounds the critic's
+    constant (it has a :attr:`~wgan.lipschitz.LipschitzMethod.duality_reading`): gp, clip, sn."""
+    return tuple(name for name, cls in LIPSCHITZ.items() if cls.duality_reading is not None)
+
 
 #: Built-in sample pairs for ``--demo``.
 DEMOS = ("gaussians", "ring")
@@ -97,18 +112,11 @@ def demo_samples(name: str, n: int = 1000, seed: int = 0) -> tuple[np.ndarray, n
     raise ValueError(f"demo must be one of {', '.join(DEMOS)}, got {name!r}")
 
 
-def _method(method: str, gp_weight: float, clip_value: float):
-    from wgan.lipschitz.gradient_penalty import GradientPenalty
-    from wgan.lipschitz.spectral_norm import SpectralNorm
-    from wgan.lipschitz.weight_clipping import WeightClipping
-
-    if method == "gp":
-        return GradientPenalty(gp_weight)
-    if method == "clip":
-        return WeightClipping(clip_value)
-    if method == "sn":
-        return SpectralNorm()
-    raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+def _method(method: str, config: TrainConfig) -> LipschitzMethod:
+    """The method ``method``, built by its own :meth:`~wgan.lipschitz.LipschitzMethod.from_config`."""
+    if method not in duality_methods():
+        raise ValueError(f"method must be one of {', '.join(duality_methods())}, got {method!r}")
+    return LIPSCHITZ[method].from_config(config)
 
 
 def duality_check(x_p, x_q, method: str = "gp", steps: int = 600, batch_size: int = 256, width: int = 64,
@@ -152,15 +160,6 @@ def duality_check(x_p, x_q, method: str = "gp", steps: int = 600, batch_size: in
     References:
         Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017, eq. 3.
     """
-    from wgan.distances import wasserstein_exact
-    from wgan.diagnostics.gradnorm import grad_norm_stats
-    from wgan.diagnostics.lipschitz_probe import empirical_lipschitz
-    from wgan.lipschitz.gradient_penalty import interpolate
-    from wgan.nets.mlp import MLPCritic
-    from wgan.objectives import get_objective
-    from wgan.training.distributed import Comm
-    from wgan.training.steps import critic_step
-
     x_p = np.asarray(x_p, dtype=np.float64)
     x_q = np.asarray(x_q, dtype=np.float64)
     x_p = x_p[:, None] if x_p.ndim == 1 else x_p
@@ -170,7 +169,9 @@ def duality_check(x_p, x_q, method: str = "gp", steps: int = 600, batch_size: in
     for name, v in (("steps", steps), ("batch_size", batch_size), ("width", width), ("depth", depth)):
         if v < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
-    lip = _method(method, gp_weight, clip_value)
+    # the duality check's coefficients in a config (its other fields keep their defaults), read by the method
+    coefficients = TrainConfig(gp_weight=gp_weight, clip_value=clip_value)
+    lip = _method(method, coefficients)
     exact = wasserstein_exact(x_p, x_q)  # refuses > 6000 rows per side with a message
 
     old_threads = torch.get_num_threads()
@@ -216,10 +217,7 @@ def duality_check(x_p, x_q, method: str = "gp", steps: int = 600, batch_size: in
     normalised = estimate / L if L > 0 else float("nan")
     settings = {"batch_size": batch_size, "width": width, "depth": depth, "lr": lr, "seed": seed,
                 "optimizer": "adam (0.5, 0.9)"}
-    if method == "gp":
-        settings["gp_weight"] = gp_weight
-    if method == "clip":
-        settings["clip_value"] = clip_value
+    settings.update({name: getattr(coefficients, name) for name in LIPSCHITZ[method].coefficients})
     return DualityResult(method=method, estimate=estimate, exact_w1=exact,
                          rel_error=(estimate - exact) / exact if exact > 0 else float("nan"),
                          lipschitz=L, normalised=normalised, grad_norm_mean=float(gstats["mean"]),
@@ -239,13 +237,7 @@ def format_result(r: DualityResult) -> str:
         f"({100 * (r.normalised - r.exact_w1) / r.exact_w1:+.1f}% of exact)",
         f"  gradient norm at interpolates      {r.grad_norm_mean:.4f} (mean)",
     ]
-    if r.method == "gp":
-        lines.append("  reading: the penalty holds the slope near 1, so the raw estimate is the W1 estimate; "
-                     "a soft penalty overshoots by the fraction W1 / (2 gp_weight)")
-    elif r.method == "clip":
-        lines.append("  reading: clipping gives an unknown constant K << 1, so the raw estimate is about K x W1; "
-                     "compare the rescaled line")
-    else:
-        lines.append("  reading: spectral norm bounds the constant by 1 (loosely), so the raw estimate is a "
-                     "lower bound on W1")
+    reading = LIPSCHITZ.get(r.method, LipschitzMethod).duality_reading
+    if reading:
+        lines.append(f"  reading: {reading}")
     return "\n".join(lines)

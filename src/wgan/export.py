@@ -22,15 +22,18 @@ import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from wgan.config import TrainConfig, from_dict
+from wgan.data import load_data
+from wgan.errors import CheckpointError
+from wgan.nets import build_nets, resolve_arch
 from wgan.training import checkpoint as ckpt
-from wgan.training.checkpoint import CheckpointError
 
 EXPORT_FORMAT = "wgan-generator"
 EXPORT_VERSION = 1
@@ -85,15 +88,6 @@ class LoadedGenerator:
         return torch.cat(out) if out else torch.empty(0, *self.data_shape)
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _checkpoint_of(source: Path) -> Path:
     if source.is_dir():
         latest = source / "checkpoints" / "latest.pt"
@@ -112,9 +106,7 @@ def _generator_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], st
 def _data_shape(state: dict[str, Any], config: TrainConfig) -> tuple[int, ...]:
     if state.get("data_shape") is not None:
         return tuple(int(s) for s in state["data_shape"])
-    from wgan.data import load_data  # a checkpoint from before data_shape was saved: ask the data
-
-    return tuple(load_data(config).shape)
+    return tuple(load_data(config).shape)  # a checkpoint from before data_shape was saved: ask the data
 
 
 def export_generator(source: str | Path, out: str | Path | None = None) -> ExportResult:
@@ -131,15 +123,13 @@ def export_generator(source: str | Path, out: str | Path | None = None) -> Expor
     Raises:
         CheckpointError: the source is not a run or its checkpoint is unusable.
     """
-    from safetensors.torch import save
-
     source = Path(source)
     path = _checkpoint_of(source)
     state = ckpt.load_checkpoint(path)
     config = from_dict(state["config"])
     weights, which = _generator_state(state)
     shape = _data_shape(state, config)
-    arch = state.get("arch") or ("conv" if len(shape) == 3 and config.arch != "mlp" else "mlp")
+    arch = state.get("arch") or resolve_arch(config, shape)
     metadata = {
         "format": EXPORT_FORMAT,
         "format_version": str(EXPORT_VERSION),
@@ -153,7 +143,7 @@ def export_generator(source: str | Path, out: str | Path | None = None) -> Expor
         "trained_with": json.dumps(state.get("versions", {}), sort_keys=True),
     }
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}
-    blob = save(tensors, metadata=metadata)
+    blob = save_safetensors(tensors, metadata=metadata)
     if out is None:
         out = (source if source.is_dir() else source.parent) / "generator.safetensors"
     out = Path(out)
@@ -167,8 +157,6 @@ def export_generator(source: str | Path, out: str | Path | None = None) -> Expor
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors.torch import load
-
     name = repr(str(path))
     data = path.read_bytes()
     sidecar = path.with_name(path.name + ".sha256")
@@ -181,7 +169,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     try:
         (n,) = struct.unpack("<Q", data[:8])
         header = json.loads(data[8:8 + n])
-        tensors = load(data)
+        tensors = load_safetensors(data)
     except Exception as e:  # short file, bad header, bad offsets
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{name} is not a valid safetensors file: {first[:160]}") from None
@@ -196,16 +184,15 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 
 def build_generator(config: TrainConfig, data_shape: tuple[int, ...], arch: str | None = None) -> nn.Module:
-    """An untrained generator of the configured architecture for samples of ``data_shape``.
+    """An untrained generator of the configured architecture (``arch`` overrides ``config.arch``) for
+    samples of ``data_shape``, built by the architecture registry (:func:`wgan.nets.build_nets`).
 
     The global random state is left as it was (the initial weights are overwritten anyway).
     """
-    from wgan.nets import build_nets
-
     if arch is not None:
         config = dataclasses.replace(config, arch=arch)
     with torch.random.fork_rng(devices=[]):
-        generator, _ = build_nets(config, SimpleNamespace(shape=tuple(data_shape)))
+        generator, _ = build_nets(config, tuple(data_shape))
     return generator
 
 

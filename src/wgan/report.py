@@ -22,34 +22,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from wgan import stats
+from wgan.diagnostics import diagnostics_rng, eval_mode
+from wgan.diagnostics.gradnorm import GRAD_NORM_EDGES
 from wgan.diagnostics.health import HealthVerdict, gap_w1_agreement, health_verdict, pearson, read_history, series
+from wgan.io import atomic_write_text
+from wgan.metrics import EVALUATORS, kind_of
+from wgan.metrics.toy import W1, W1_FLOOR
+from wgan.training import rundir
+from wgan.training.trainer import Trainer
 
-# what the metrics table says about each key (keys not listed are shown without a description)
-DESCRIPTIONS = {
-    "critic/gap": "W1 estimate E[f(x_real)] - E[f(x_fake)], mean over the tick's critic steps",
-    "critic/gap_eval": "critic gap at the tick on the evaluation samples (the ones of the exact W1)",
-    "critic/gap_val": "critic gap on held-out real images (validation estimate)",
-    "critic/gap_train": "critic gap on a training batch against the same generated batch",
-    "loss/critic": "critic objective (without penalty)",
-    "loss/critic_total": "critic objective + penalty",
-    "loss/generator": "generator objective",
-    "lipschitz/penalty": "weighted penalty term",
-    "lipschitz/grad_norm_mean": "mean gradient norm at the training interpolates",
-    "lipschitz/empirical": "largest secant slope |f(x)-f(y)|/|x-y| over sampled pairs (lower bound on Lip(f))",
-    "grad_norm/mean": "mean gradient norm at fresh interpolates (target 1 for WGAN-GP)",
-    "grad_norm/std": "std of the gradient norms",
-    "grad_norm/min": "smallest gradient norm",
-    "grad_norm/median": "median gradient norm",
-    "grad_norm/max": "largest gradient norm",
-    "grad_norm/verdict": "source texts' reading: |mean-1| < 0.1 excellent, < 0.3 acceptable, else poor",
-    "metrics/w1": "exact W1 (optimal transport, Euclidean cost) between generated and data samples",
-    "metrics/w1_floor": "exact W1 between two data samples of the same size: a perfect generator's score",
-    "metrics/modes": "modes captured (nearest centre of at least one high-quality sample)",
-    "metrics/modes_1pct": "modes holding at least 1% of the samples",
-    "metrics/high_quality_pct": "% of samples within 3 std of a mode centre",
-    "time/step_ms": "wall time per generator step",
-}
+
+def descriptions(kind: str | None = None) -> dict[str, str]:
+    """What the metrics table says about each key: the training statistics' and the evaluator's
+    (of ``kind``, or of every kind when ``None``)."""
+    kinds = [kind] if kind in EVALUATORS else list(EVALUATORS)
+    out = dict(stats.DESCRIPTIONS)
+    for k in kinds:
+        out.update(EVALUATORS[k].all_descriptions())
+    return out
 
 
 @dataclass
@@ -79,31 +72,17 @@ def _fmt(v: Any) -> str:
 
 
 def _load_trainer(run_dir: Path):
-    """The run's trainer rebuilt from ``checkpoints/latest.pt`` on the CPU, leaving the process's
-    global random states and thread count as they were."""
-    import torch
-
-    from wgan.training import checkpoint as ckpt
-    from wgan.training.trainer import Trainer
-
-    if not (run_dir / "checkpoints" / "latest.pt").is_file():
+    """The run's trainer rebuilt from ``checkpoints/latest.pt`` on the CPU (``None`` without one)."""
+    if not (run_dir / rundir.LATEST).is_file():
         return None
-    saved_rng, threads = ckpt.capture_rng(), torch.get_num_threads()
-    try:
-        return Trainer.load_run(run_dir, device="cpu")
-    finally:
-        ckpt.restore_rng(saved_rng)
-        torch.set_num_threads(threads)
+    return Trainer.load_run(run_dir, device="cpu")  # read-only: no global state changes
 
 
 def critic_contour_figure(trainer, n_points: int = 1000, resolution: int = 160) -> Figure | None:
     """Critic value contours over the data for a 2-D run (``None`` for other data)."""
-    import torch
+    from wgan.plots.figures import critic_contour_png  # matplotlib, deferred on purpose
 
-    from wgan.diagnostics import diagnostics_rng, eval_mode
-    from wgan.plots.figures import critic_contour_png
-
-    if trainer.data.kind != "toy" or tuple(trainer.data.shape) != (2,):
+    if not trainer.evaluator.plane or tuple(trainer.data.shape) != (2,):
         return None
     rng = diagnostics_rng(trainer.config.seed, trainer.step + 1, "cpu")
     with eval_mode(trainer.critic):
@@ -131,18 +110,18 @@ def _latest_samples(run_dir: Path) -> Path | None:
     return pngs[-1] if pngs else None
 
 
-def build_figures(run_dir: Path, history: list[dict[str, Any]], trainer=None) -> list[Figure]:
-    """Every figure of the report, in page order."""
-    from wgan.diagnostics.gradnorm import GRAD_NORM_EDGES
-    from wgan.plots import figures as F
+def build_figures(run_dir: Path, history: list[dict[str, Any]], trainer=None, kind: str | None = None) -> list[Figure]:
+    """Every figure of the report, in page order (``kind``: the data kind, for the evaluator's own
+    captions and curves; ``None`` when unknown)."""
+    from wgan.plots import figures as F  # matplotlib, deferred on purpose
 
+    evaluator = EVALUATORS.get(kind) if kind else None
     figs: list[Figure] = []
     samples = _latest_samples(run_dir)
     if samples is not None:
-        toy = any("metrics/w1" in r for r in history)
         figs.append(Figure("samples", f"Samples ({samples.stem})", samples.read_bytes(),
                            "Generated samples from the fixed latent batch at the last tick"
-                           + (": orange over the data in grey, crosses at the mode centres." if toy else ".")))
+                           + (evaluator.samples_caption if evaluator else ".")))
     if trainer is not None:
         fig = critic_contour_figure(trainer)
         if fig is not None:
@@ -152,10 +131,10 @@ def build_figures(run_dir: Path, history: list[dict[str, Any]], trainer=None) ->
     if agreement is not None and len(agreement["steps"]):
         steps = agreement["steps"]
         by_step = {r.get("step"): r for r in history}
-        gap_eval = np.array([by_step.get(s, {}).get("critic/gap_eval", np.nan) for s in steps], dtype=float)
-        norm = np.array([by_step.get(s, {}).get("grad_norm/mean", np.nan) for s in steps], dtype=float)
+        gap_eval = np.array([by_step.get(s, {}).get(stats.GAP_EVAL, np.nan) for s in steps], dtype=float)
+        norm = np.array([by_step.get(s, {}).get(stats.GN_MEAN, np.nan) for s in steps], dtype=float)
         normalized = gap_eval / norm if np.isfinite(gap_eval).any() and np.isfinite(norm).any() else None
-        floor = next((r["metrics/w1_floor"] for r in reversed(history) if r.get("metrics/w1_floor")), None)
+        floor = next((r[W1_FLOOR] for r in reversed(history) if r.get(W1_FLOOR)), None)
         png = F.w1_curves_png(steps, agreement["gap"], agreement["w1"], floor,
                               gap_eval if np.isfinite(gap_eval).any() else None, normalized,
                               agreement["pearson"], agreement["ratio"])
@@ -164,17 +143,17 @@ def build_figures(run_dir: Path, history: list[dict[str, Any]], trainer=None) ->
                            "2,500 data samples, computed by optimal transport at every tick. Pearson's r measures "
                            "whether the estimate tracks the truth; the ratio is the critic's effective Lipschitz "
                            "scale (1 for an optimal 1-Lipschitz critic)."))
-    s_tr, g_tr = series(history, "critic/gap_train")
-    s_va, g_va = series(history, "critic/gap_val")
+    s_tr, g_tr = series(history, stats.GAP_TRAIN)
+    s_va, g_va = series(history, stats.GAP_VAL)
     if len(s_va) and len(s_va) == len(s_tr):
         figs.append(Figure("validation-gap", "Validation estimate", F.validation_gap_png(
-            s_va, g_tr, g_va, series(history, "critic/gap")),
+            s_va, g_tr, g_va, series(history, stats.GAP)),
             "The critic gap on held-out real images is the validation estimate of W1; a gap that grows "
             "on training images only means the critic memorises them."))
 
     curves = {}
-    for key in ("critic/gap", "loss/critic", "loss/generator", "lipschitz/empirical", "metrics/high_quality_pct",
-                "metrics/classifier_fd", "metrics/kid"):
+    metric_curves = evaluator.curves if evaluator else tuple(k for e in EVALUATORS.values() for k in e.curves)
+    for key in (stats.GAP, stats.LOSS_CRITIC, stats.LOSS_GENERATOR, stats.LIPSCHITZ_EMPIRICAL, *metric_curves):
         s, v = series(history, key)
         if len(v):
             curves[key] = (s, v)
@@ -183,20 +162,20 @@ def build_figures(run_dir: Path, history: list[dict[str, Any]], trainer=None) ->
                            "Per-tick values. Healthy WGAN training: the W estimate decreases without wild "
                            "oscillation, the critic loss settles, nothing explodes."))
 
-    pen = series(history, "lipschitz/penalty")
-    gmean = series(history, "grad_norm/mean")
+    pen = series(history, stats.PENALTY)
+    gmean = series(history, stats.GN_MEAN)
     if not len(gmean[0]):
-        gmean = series(history, "lipschitz/grad_norm_mean")
+        gmean = series(history, stats.GRAD_NORM_MEAN)
     if len(pen[0]) or len(gmean[0]):
         figs.append(Figure("penalty", "Penalty and gradient norms", F.penalty_png(
-            None, pen if len(pen[0]) else None, gmean, series(history, "grad_norm/min"),
-            series(history, "grad_norm/max"), series(history, "lipschitz/empirical")),
+            None, pen if len(pen[0]) else None, gmean, series(history, stats.GN_MIN),
+            series(history, stats.GN_MAX), series(history, stats.LIPSCHITZ_EMPIRICAL)),
             "Left: the weighted penalty term. Right: the critic's gradient norm at interpolates of fresh "
             "real and generated batches (mean, min..max) and the empirical Lipschitz constant (largest "
             "secant slope over sampled pairs); the source texts' bands around the target 1 are shaded."))
 
-    hists = [(r.get("step"), r["grad_norm/hist"]) for r in history
-             if isinstance(r.get("grad_norm/hist"), list) and len(r["grad_norm/hist"]) == len(GRAD_NORM_EDGES) + 1]
+    hists = [(r.get(stats.STEP), r[stats.GN_HIST]) for r in history
+             if isinstance(r.get(stats.GN_HIST), list) and len(r[stats.GN_HIST]) == len(GRAD_NORM_EDGES) + 1]
     if hists:
         first, last = hists[0], hists[-1]
         png = F.grad_norm_hist_png(GRAD_NORM_EDGES, last[1], first[1] if len(hists) > 1 else None, last[0], first[0])
@@ -232,16 +211,16 @@ def _agreement_html(history: list[dict[str, Any]]) -> str:
     if base is None:
         return ""
     rows = []
-    labels = [("critic/gap", "critic gap in training (mean over the tick)"),
-              ("critic/gap_eval", "critic gap at the tick, on the evaluation samples")]
+    labels = [(stats.GAP, "critic gap in training (mean over the tick)"),
+              (stats.GAP_EVAL, "critic gap at the tick, on the evaluation samples")]
     for key, label in labels:
         a = gap_w1_agreement(history, key)
         if a is None or a["pearson"] is None:
             continue
         rows.append((label, a["pearson"], a["ratio"]))
-    normed = [(r["critic/gap_eval"] / r["grad_norm/mean"], r["metrics/w1"]) for r in history
-              if all(isinstance(r.get(k), (int, float)) for k in ("critic/gap_eval", "grad_norm/mean", "metrics/w1"))
-              and r["grad_norm/mean"] > 0 and r["metrics/w1"] > 0]
+    normed = [(r[stats.GAP_EVAL] / r[stats.GN_MEAN], r[W1]) for r in history
+              if all(isinstance(r.get(k), (int, float)) for k in (stats.GAP_EVAL, stats.GN_MEAN, W1))
+              and r[stats.GN_MEAN] > 0 and r[W1] > 0]
     if len(normed) >= 3:
         g, w = np.array(normed).T
         r_ = pearson(g, w)
@@ -249,19 +228,20 @@ def _agreement_html(history: list[dict[str, Any]]) -> str:
             rows.append(("gap at the tick / mean gradient norm (Lipschitz-normalised)", r_, float(np.median(g / w))))
     if not rows:
         return ""
-    body = "".join(f"<tr><td>{html.escape(l)}</td><td>{r:.3f}</td><td>{q:.2f}</td></tr>" for l, r, q in rows)
+    body = "".join(f"<tr><td>{html.escape(label)}</td><td>{r:.3f}</td><td>{q:.2f}</td></tr>" for label, r, q in rows)
     return ("<table class='metrics'><tr><th>estimate</th><th>Pearson r with exact W1</th>"
             f"<th>median estimate / W1</th></tr>{body}</table>")
 
 
-def _metrics_html(history: list[dict[str, Any]]) -> str:
+def _metrics_html(history: list[dict[str, Any]], kind: str | None = None) -> str:
     if not history:
         return "<p>No tick was recorded.</p>"
     first, last = history[0], history[-1]
-    keys = [k for k in last if k != "step" and not isinstance(last[k], (list, dict))]
+    keys = [k for k in last if k != stats.STEP and not isinstance(last[k], (list, dict))]
+    meaning = descriptions(kind)
     rows = "".join(
         f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_fmt(first.get(k)))}</td>"
-        f"<td>{html.escape(_fmt(last.get(k)))}</td><td>{html.escape(DESCRIPTIONS.get(k, ''))}</td></tr>"
+        f"<td>{html.escape(_fmt(last.get(k)))}</td><td>{html.escape(meaning.get(k, ''))}</td></tr>"
         for k in sorted(keys))
     return (f"<table class='metrics'><tr><th>metric</th><th>first tick (step {first.get('step')})</th>"
             f"<th>last tick (step {last.get('step')})</th><th>meaning</th></tr>{rows}</table>")
@@ -280,6 +260,19 @@ vertical-align:top;text-align:left} th{background:#f6f8fa}
 figcaption{color:#57606a;font-size:.9em;max-width:850px} pre{background:#f6f8fa;padding:.8em;overflow:auto;
 font-size:.85em} nav a{margin-right:.8em}
 """
+
+
+def html_page(title: str, body: list[str], css: str = "") -> str:
+    """A self-contained HTML page (the run report's and ``wgan compare``'s): ``body`` joined by lines.
+
+    Args:
+        title: the page title (escaped here).
+        body: HTML fragments, in order.
+        css: rules added after the shared style sheet.
+    """
+    head = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>\n"
+            f"<title>{html.escape(title)}</title><style>{_CSS}{css}</style></head><body>")
+    return "\n".join([head, *body, "</body></html>"])
 
 
 def build_report(run_dir: str | Path, with_critic: bool = True) -> str:
@@ -306,14 +299,15 @@ def build_report(run_dir: str | Path, with_critic: bool = True) -> str:
             summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             summary = {}
+    kind = kind_of(config["data"]) if config.get("data") else None
     trainer = None
-    if with_critic and config.get("data") and _is_toy(config["data"]):
+    if with_critic and kind is not None and EVALUATORS[kind].plane:
         trainer = _load_trainer(run_dir)
     verdict = health_verdict(history, config or None)
-    figures = build_figures(run_dir, history, trainer)
+    figures = build_figures(run_dir, history, trainer, kind)
 
     title = f"wgan report: {config.get('variant', '?')} on {config.get('data', '?')}"
-    last_step = history[-1].get("step") if history else 0
+    last_step = history[-1].get(stats.STEP) if history else 0
     total = config.get("steps")
     stopped = summary.get("stopped_by")
     diverged = (run_dir / "diverged.json").is_file()
@@ -324,8 +318,6 @@ def build_report(run_dir: str | Path, with_critic: bool = True) -> str:
         status_line += ", diverged (see diverged.json)"
     nav = " ".join(f"<a href='#{f.id}'>{html.escape(f.title)}</a>" for f in figures)
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1><p class='sub'>{html.escape(str(run_dir))} &middot; "
         f"{html.escape(status_line)}</p>",
         f"<nav><a href='#health'>Health</a> {nav} <a href='#metrics'>Metrics</a> <a href='#config'>Config</a></nav>",
@@ -338,16 +330,9 @@ def build_report(run_dir: str | Path, with_critic: bool = True) -> str:
         parts.append(f"<figure><img id='fig-{f.id}' class='figure' alt='{html.escape(f.title)}' "
                      f"src='data:image/png;base64,{_b64(f.png)}'>"
                      f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
-    parts += ["<h2 id='metrics'>Metrics</h2>", _metrics_html(history),
-              "<h2 id='config'>Config</h2>", f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>",
-              "</body></html>"]
-    return "\n".join(parts)
-
-
-def _is_toy(data: str) -> bool:
-    from wgan.data import is_toy
-
-    return is_toy(data)
+    parts += ["<h2 id='metrics'>Metrics</h2>", _metrics_html(history, kind),
+              "<h2 id='config'>Config</h2>", f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>"]
+    return html_page(title, parts)
 
 
 def write_report(run_dir: str | Path, with_critic: bool = True) -> Path:
@@ -360,8 +345,6 @@ def write_report(run_dir: str | Path, with_critic: bool = True) -> Path:
     Returns:
         The path of ``report.html``.
     """
-    from wgan.training.checkpoint import atomic_write_text
-
     run_dir = Path(run_dir)
     text = build_report(run_dir, with_critic=with_critic)
     path = run_dir / "report.html"

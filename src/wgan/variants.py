@@ -1,6 +1,8 @@
 """Named recipes: objective + Lipschitz method + n_critic + optimiser defaults.
 
-A variant is a recipe, not a network subclass. Each default names its source.
+A variant is a recipe, not a network subclass. Each default names its source. A new variant is one
+entry in :data:`VARIANTS` naming a registered objective (``wgan.objectives.OBJECTIVES``) and Lipschitz
+method (``wgan.lipschitz.LIPSCHITZ``); the common tests check that it does.
 """
 
 from __future__ import annotations
@@ -8,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from wgan.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Variant:
     name: str
-    objective: str  # a key of objectives.OBJECTIVES
-    lipschitz: str  # a key of lipschitz.LIPSCHITZ
+    objective: str  # a key of wgan.objectives.OBJECTIVES
+    lipschitz: str  # a key of wgan.lipschitz.LIPSCHITZ
     n_critic: int
     optimizer: str
     lr: float
@@ -52,8 +56,7 @@ VARIANTS: dict[str, Variant] = {
 
 
 def get_variant(name: str) -> Variant:
-    from wgan.config import ConfigError
-
+    """The recipe ``name``, or ConfigError naming the registered ones."""
     if name not in VARIANTS:
         raise ConfigError(f"--variant must be one of {', '.join(VARIANTS)}; got {name!r}")
     return VARIANTS[name]

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from wgan.errors import CheckpointError, ConfigError, DataError
+
 # command name -> module under wgan.cli with add_parser(subparsers) and run(args) -> int
 COMMANDS = {
     "train": "train",
@@ -28,11 +30,9 @@ class UsageError(Exception):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    from wgan.config import ConfigError
-    from wgan.training.checkpoint import CheckpointError
-
-    # wgan.data.images.DataError is a ConfigError
-    return (UsageError, ConfigError, CheckpointError, FileNotFoundError)
+    """The errors printed as one line with exit status 2: bad usage, a bad setting, data or checkpoint
+    (:mod:`wgan.errors`; a diverged run is not one of them: it exits with 1, ``wgan.cli.train``)."""
+    return (UsageError, ConfigError, DataError, CheckpointError, FileNotFoundError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "spectral norm) and the vanilla GAN.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         importlib.import_module(f"wgan.cli.{module}").add_parser(sub)
     return parser
 

@@ -14,6 +14,10 @@ import argparse
 from pathlib import Path
 
 from wgan.cli import UsageError, subparser
+from wgan.cli.train import add_config_flags, config_overrides
+from wgan.compare import DEFAULT_SECONDS, DEFAULT_TICKS, DEFAULT_VARIANTS, compare, load_compare, write_outputs
+from wgan.config import resolve
+from wgan.variants import VARIANTS
 
 EXAMPLES = """examples:
   wgan compare --data ring8 --seeds 3                     # the four variants, 60 s of training per run
@@ -26,9 +30,6 @@ _SET_HERE = ("variant", "data", "seed", "steps", "out", "tick_every_steps")
 
 
 def add_parser(sub) -> None:
-    from wgan.cli.train import add_config_flags
-    from wgan.compare import DEFAULT_SECONDS, DEFAULT_TICKS, DEFAULT_VARIANTS
-
     p = subparser(sub, "compare", "compare GAN variants on equal terms: one table, one figure, one report",
                   description=__doc__ + "\n" + EXAMPLES)
     p.add_argument("--data", default="ring8", help="data set for every run (default ring8)")
@@ -67,13 +68,12 @@ def _seeds(text: str) -> int | list[int]:
 
 def _default_out(data: str) -> Path:
     root = Path("runs")
-    nums = [int(p.name.split("-")[1]) for p in root.glob("compare-[0-9][0-9][0-9][0-9][0-9]-*")] if root.is_dir() else []
+    found = root.glob("compare-[0-9][0-9][0-9][0-9][0-9]-*") if root.is_dir() else []
+    nums = [int(p.name.split("-")[1]) for p in found]
     return root / f"compare-{max(nums, default=0) + 1:05d}-{data.split(':', 1)[0]}"
 
 
 def _rebuild(folder: str) -> int:
-    from wgan.compare import load_compare, write_outputs
-
     if not (Path(folder) / "results.json").is_file():
         raise UsageError(f"--rebuild {folder!r}: no results.json there; is it a wgan compare folder?")
     result = load_compare(folder)
@@ -84,11 +84,6 @@ def _rebuild(folder: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wgan.cli.train import config_overrides
-    from wgan.compare import DEFAULT_SECONDS, compare
-    from wgan.config import resolve
-    from wgan.variants import VARIANTS
-
     if args.rebuild:
         return _rebuild(args.rebuild)
 

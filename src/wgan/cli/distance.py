@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from wgan.cli import UsageError, subparser
+from wgan.distances import EXACT_MAX_SAMPLES, js_divergence, kl_divergence, wasserstein_1d, wasserstein_exact
 
 EXAMPLES = """examples:
   wgan distance 0,1,2 2,3,4                       # W1 = 2 (source text 000)
@@ -210,8 +211,6 @@ def union_support(p: Distribution, q: Distribution) -> tuple[np.ndarray, np.ndar
 
 def distances_1d(p: Distribution, q: Distribution) -> dict:
     """W1 by the CDF formula, JS and both KLs on the union support, and the support caveat."""
-    from wgan.distances import js_divergence, kl_divergence, wasserstein_1d
-
     w1 = wasserstein_1d(p.values[:, 0], q.values[:, 0], p.weights, q.weights)
     support, pm, qm = union_support(p, q)
     only_p = bool(np.any((pm > 0) & (qm == 0)))
@@ -286,8 +285,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _exact(args, p: Distribution, q: Distribution) -> int:
-    from wgan.distances import EXACT_MAX_SAMPLES, wasserstein_exact
-
     if p.dim != q.dim:
         raise UsageError(f"P has dimension {p.dim} and Q has {q.dim}; they must match")
     limit = args.max_samples or EXACT_MAX_SAMPLES
@@ -308,7 +305,7 @@ def _exact(args, p: Distribution, q: Distribution) -> int:
 
 
 def _demo(args) -> int:
-    from wgan.plots.distance import plot_js_vs_w1
+    from wgan.plots.distance import plot_js_vs_w1  # matplotlib: only for the demo figure
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):

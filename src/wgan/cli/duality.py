@@ -12,6 +12,9 @@ import argparse
 import json
 
 from wgan.cli import UsageError, subparser
+from wgan.cli.distance import load_distribution
+from wgan.distances import EXACT_MAX_SAMPLES
+from wgan.duality import DEMOS, demo_samples, duality_check, duality_methods, format_result
 
 EXAMPLES = """examples:
   wgan duality --demo gaussians --method gp       # N(0, I) vs N((2, 1), 0.25 I): within a few per cent
@@ -27,7 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("q", nargs="?", metavar="Q", help="the same for the second set")
     p.add_argument("--demo", metavar="NAME", help="built-in pair instead of files: gaussians | ring")
     p.add_argument("--n", type=int, default=1000, help="with --demo: samples per set (default 1000)")
-    p.add_argument("--method", default="gp", help="Lipschitz method: gp | clip | sn (default gp)")
+    p.add_argument("--method", default="gp",
+                   help=f"Lipschitz method: {' | '.join(duality_methods())} (default gp)")
     p.add_argument("--steps", type=int, default=600, help="critic updates (default 600)")
     p.add_argument("--batch-size", type=int, default=256, help="samples per set per step (default 256)")
     p.add_argument("--width", type=int, default=64, help="critic MLP width (default 64)")
@@ -43,10 +47,8 @@ def add_parser(sub) -> None:
 
 
 def _check(args) -> None:
-    from wgan.duality import DEMOS, METHODS
-
-    if args.method not in METHODS:
-        raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {args.method!r}")
+    if args.method not in duality_methods():
+        raise UsageError(f"--method must be one of {', '.join(duality_methods())}, got {args.method!r}")
     for flag, v in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--width", args.width),
                     ("--depth", args.depth), ("--n", args.n), ("--threads", args.threads)):
         if v < 1:
@@ -68,10 +70,6 @@ def _check(args) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wgan.cli.distance import load_distribution
-    from wgan.distances import EXACT_MAX_SAMPLES
-    from wgan.duality import demo_samples, duality_check, format_result
-
     _check(args)
     if args.demo is not None:
         if args.n > EXACT_MAX_SAMPLES:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from wgan.cli import subparser
+from wgan.diagnostics import health_verdict
+from wgan.io import atomic_write_text
+from wgan.training.trainer import Trainer
 
 EXAMPLES = """examples:
   wgan evaluate runs/00001-wgan-gp-ring8
@@ -24,27 +28,15 @@ def add_parser(sub) -> None:
 
 def evaluate_run(run_dir, device: str | None = None) -> dict:
     """Load the run's latest checkpoint and return its metrics, diagnostics and verdict."""
-    from wgan.training.trainer import Trainer
-
     trainer = Trainer.load_run(run_dir, device=device)
     result = {"step": trainer.step, "variant": trainer.config.variant, "data": trainer.config.data}
     result.update(trainer.evaluate())
     result.update(trainer.diagnose())
-    result["health"] = _verdict(trainer.history)
+    result["health"] = health_verdict(trainer.history)
     return result
 
 
-def _verdict(history):
-    from wgan.diagnostics import health_verdict
-
-    return health_verdict(history)
-
-
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from wgan.training.checkpoint import atomic_write_text
-
     result = evaluate_run(args.run_dir, args.device)
     health = result.pop("health")
     as_json = {**result, "health": health.to_dict() if hasattr(health, "to_dict") else str(health)}

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from wgan.cli import subparser
+from wgan.cli import UsageError, subparser
+from wgan.export import export_generator
 
 EXAMPLES = """examples:
   wgan export runs/00001-wgan-gp-ring8                          # -> RUN_DIR/generator.safetensors
@@ -25,9 +26,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wgan.cli import UsageError
-    from wgan.export import export_generator
-
     if args.out is not None and not args.out.endswith(".safetensors"):
         raise UsageError(f"--out must name a .safetensors file, got {args.out!r}")
     result = export_generator(args.run_dir, args.out)

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from wgan.cli import UsageError, subparser
+from wgan.diagnostics.health import run_health_verdict
+from wgan.report import write_report
 
 EXAMPLES = """examples:
   wgan report runs/00001-wgan-gp-ring8          # writes runs/00001-wgan-gp-ring8/report.html
@@ -24,9 +26,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wgan.diagnostics.health import run_health_verdict
-    from wgan.report import write_report
-
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"RUN_DIR {str(run_dir)!r} is not a directory")

@@ -10,7 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wgan.cli import subparser
+import numpy as np
+import torch
+
+from wgan.cli import UsageError, subparser
+from wgan.data import is_toy, load_data
+from wgan.export import load_generator
+from wgan.training.checkpoint import atomic_write_bytes
+from wgan.training.runtime import pick_device
 
 EXAMPLES = """examples:
   wgan sample runs/00001-wgan-gp-ring8 --n 2500 --out ring.png
@@ -31,8 +38,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wgan.cli import UsageError
-
     out = Path(args.out)
     kind = out.suffix.lower()
     if kind not in (".png", ".npy"):
@@ -44,11 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise UsageError(f"--out {args.out!r} is a folder; give a file name")
 
-    from wgan.training.trainer import pick_device
-
     device = pick_device(args.device)
-    from wgan.export import load_generator
-
     loaded = load_generator(args.source, device)
     shape = loaded.data_shape
     if kind == ".png" and shape != (2,) and len(shape) != 3:
@@ -57,10 +58,6 @@ def run(args: argparse.Namespace) -> int:
     x = loaded.sample(args.n, seed=args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if kind == ".npy":
-        import numpy as np
-
-        from wgan.training.checkpoint import atomic_write_bytes
-
         arr = x.numpy().astype(np.float32)
         atomic_write_bytes(out, lambda f: np.save(f, arr))
     elif shape == (2,):
@@ -75,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _scatter(out: Path, x, loaded) -> None:
-    import torch
-
-    from wgan.data import is_toy, load_data
-    from wgan.plots import scatter_png
+    from wgan.plots import scatter_png  # matplotlib: only when a picture is drawn
 
     x_real = centers = None
     if is_toy(loaded.config.data):  # the toy sets are defined by name: draw the data to plot under the samples

@@ -8,7 +8,13 @@ import sys
 from dataclasses import fields
 
 from wgan.cli import subparser
-from wgan.config import FIELD_TYPES, TrainConfig
+from wgan.config import FIELD_TYPES, TrainConfig, choices_of, coerce, default_text, load_toml, resolve
+from wgan.errors import TrainingDiverged
+from wgan.report import write_report
+from wgan.training.distributed import get_comm
+from wgan.training.rundir import new_run_dir
+from wgan.training.summary import format_summary
+from wgan.training.trainer import Trainer
 
 EXAMPLES = """examples:
   wgan train                                   # WGAN-GP on ring8 with the toy preset
@@ -20,20 +26,21 @@ EXAMPLES = """examples:
 
 
 def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per TrainConfig field; only flags actually given reach the config (SUPPRESS)."""
-    defaults = TrainConfig()
+    """One flag per TrainConfig field, with the field's help, accepted values and default; only flags
+    actually given reach the config (SUPPRESS)."""
+    group = p.add_argument_group("configuration (every TrainConfig field; --config FILE.toml takes the same names)")
     for f in fields(TrainConfig):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        shown = "the variant's / data set's" if default is None else repr(default)
+        choices = choices_of(f.name)
+        text = f.metadata["help"] + (f" [{', '.join(choices)}]" if choices else "")
+        text = f"{text} (default: {default_text(f.name)})".replace("%", "%%")  # argparse formats help with %
         if FIELD_TYPES[f.name] is bool:
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                           help=f"(default: {shown})")
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                               help=text)
         else:
-            p.add_argument(flag, dest=f.name, metavar=f.name.upper(), default=argparse.SUPPRESS,
-                           help=f"(default: {shown})")
+            group.add_argument(flag, dest=f.name, metavar=f.name.upper(), default=argparse.SUPPRESS, help=text)
 
 
 def config_overrides(args: argparse.Namespace) -> dict:
@@ -53,17 +60,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wgan.config import resolve
-    from wgan.training.distributed import get_comm
-    from wgan.training.trainer import Trainer, TrainingDiverged, format_summary, new_run_dir
-
     overrides = config_overrides(args)
     if args.resume:
-        from wgan.config import coerce
-
         if args.config_file:
-            from wgan.config import load_toml
-
             overrides = {**load_toml(args.config_file), **overrides}
         overrides = {k: coerce(k, v) for k, v in overrides.items()}
         trainer = Trainer.resume(args.resume, overrides, force=args.force, progress=not args.quiet)
@@ -112,8 +111,6 @@ def _write_report(trainer):
     """RUN_DIR/report.html after a run (its path, or None); a failure to draw it is a warning only."""
     if trainer.run_dir is None or not (trainer.run_dir / "metrics.jsonl").is_file():
         return None
-    from wgan.report import write_report
-
     try:
         path = write_report(trainer.run_dir)
     except Exception as e:  # noqa: BLE001 - the run itself succeeded; say why the page is missing

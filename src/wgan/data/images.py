@@ -42,15 +42,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wgan.data.base import DataSource, register_check, register_prefix
 from wgan.errors import ConfigError, DataError
-from wgan.data import DataSource, register_prefix
 
 SIZES = (28, 32, 64)
 TEST_FRACTION = 0.1  # held-out share of sets without a published test split
 SPLIT_SEED = 20170331  # fixed: the split must not depend on --seed
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+CHANNELS = (1, 3)
 
 
+@register_check
+def check_config(config) -> None:
+    """The image fields: ``--image-size`` one of :data:`SIZES`, ``--channels`` 1 or 3, ``--classes`` a
+    comma-separated list of label numbers (each when set)."""
+    if config.image_size not in (None, *SIZES):
+        raise ConfigError(f"--image-size must be {', '.join(map(str, SIZES[:-1]))} or {SIZES[-1]}, "
+                          f"got {config.image_size}")
+    if config.channels not in (None, *CHANNELS):
+        raise ConfigError(f"--channels must be {' or '.join(map(str, CHANNELS))}, got {config.channels}")
+    if config.classes is not None and not all(p.strip().isdigit() for p in config.classes.split(",")):
+        raise ConfigError(f"--classes must be comma-separated label numbers like 0,1,7, got {config.classes!r}")
 
 
 def _err(path, problem: str) -> DataError:
@@ -185,7 +197,10 @@ def _to_nchw_uint8_or_float(arr: np.ndarray, path) -> np.ndarray:
 
 
 def _to_unit(arr: np.ndarray, path) -> torch.Tensor:
-    """uint8 / int / float / bool array -> float32 tensor in [-1, 1]; the range decides the scale."""
+    """uint8 / int / float / bool array -> float32 tensor in [-1, 1]; the range decides the scale.
+
+    The one conversion of image values to [-1, 1] (every reader uses it): uint8 ``v`` -> ``v / 127.5 - 1``.
+    """
     if arr.dtype == np.uint8:
         return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(127.5).sub_(1.0)
     if arr.dtype == np.bool_:
@@ -312,8 +327,8 @@ def make_source(name: str, x: torch.Tensor, labels: torch.Tensor | None, config,
 def mnist(path: str, config) -> DataSource:
     """MNIST (or a set in the same IDX layout) from ``path``; test split = the t10k files."""
     a = load_mnist_arrays(path)
-    x = torch.from_numpy(a["x_train"])[:, None].float().div_(127.5).sub_(1.0)  # (60000, 1, 28, 28)
-    xt = torch.from_numpy(a["x_test"])[:, None].float().div_(127.5).sub_(1.0)
+    x = _to_unit(a["x_train"][:, None], path)  # (60000, 1, 28, 28)
+    xt = _to_unit(a["x_test"][:, None], path)
     return make_source(f"mnist:{path}", x, torch.from_numpy(a["y_train"]), config, xt,
                        torch.from_numpy(a["y_test"]), path=path)
 
@@ -383,7 +398,7 @@ def folder(path: str, config) -> DataSource:
         if s != size:
             im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
         arr[i] = np.asarray(im, dtype=np.uint8).reshape(size, size, channels)
-    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    x = _to_unit(arr.transpose(0, 3, 1, 2), root)  # NHWC -> NCHW
     labels, names = None, None
     rel = [p.relative_to(root).parts for p in files]
     if all(len(r) == 2 for r in rel):
@@ -567,6 +582,5 @@ def cifar10(path: str, config) -> DataSource:
     if "batches.meta" in blobs:
         meta = _unpickle(*blobs["batches.meta"])
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get("label_names", [])] or None
-    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().div_(127.5).sub_(1.0)  # noqa: E731
-    return make_source(f"cifar10:{path}", to_t(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)), config,
-                       to_t(xt), torch.from_numpy(yt), path=root, class_names=names)
+    return make_source(f"cifar10:{path}", _to_unit(np.concatenate(xs), root), torch.from_numpy(np.concatenate(ys)),
+                       config, _to_unit(xt, root), torch.from_numpy(yt), path=root, class_names=names)

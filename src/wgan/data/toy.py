@@ -12,7 +12,17 @@ import math
 
 import torch
 
-from wgan.data import DataSource, register_toy
+from wgan.data.base import DataSource, register_check, register_toy
+from wgan.errors import ConfigError
+
+
+@register_check
+def check_config(config) -> None:
+    """The toy geometry fields: ``--data-scale`` and ``--data-std`` are > 0 when set."""
+    for name in ("data_scale", "data_std"):
+        v = getattr(config, name)
+        if v is not None and not v > 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {v}")
 
 
 class MixtureSampler:
@@ -28,7 +38,7 @@ class MixtureSampler:
         noise = torch.randn(n, 2, generator=rng, device=rng.device).to(dev)
         return noise.mul_(self.std).add_(self.centers.index_select(0, k))  # centre + std * noise
 
-    def to(self, device) -> "MixtureSampler":
+    def to(self, device) -> MixtureSampler:
         return MixtureSampler(self.centers.to(device), self.std)
 
 
@@ -78,7 +88,7 @@ class SwissRollSampler:
         x = torch.stack([t * torch.cos(t), t * torch.sin(t)], 1) + self.noise * eps
         return (x * (self.scale / 7.5)).to(self.device)
 
-    def to(self, device) -> "SwissRollSampler":
+    def to(self, device) -> SwissRollSampler:
         return SwissRollSampler(self.scale, self.noise, device)
 
 

@@ -24,30 +24,29 @@ synchronisation per tick.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
+from wgan import stats
 from wgan.diagnostics.gradnorm import GRAD_NORM_EDGES, grad_norm_stats, grad_norm_summary, grad_norm_verdict
 from wgan.diagnostics.health import HealthCheck, HealthVerdict, health_verdict, run_health_verdict
 from wgan.diagnostics.lipschitz_probe import empirical_lipschitz
+from wgan.lipschitz.gradient_penalty import gradient_norms, input_gradient, interpolate
+from wgan.seeds import derive_seed
 
 __all__ = [
     "tick_diagnostics", "diagnostics_rng", "eval_mode", "GRAD_NORM_EDGES", "grad_norm_stats",
-    "grad_norm_summary", "grad_norm_verdict", "empirical_lipschitz", "health_verdict", "run_health_verdict", "HealthVerdict",
-    "HealthCheck",
+    "grad_norm_summary", "grad_norm_verdict", "empirical_lipschitz", "health_verdict", "run_health_verdict",
+    "HealthVerdict", "HealthCheck",
 ]
-
-TOY_PROBE_SAMPLES = 1024  # points per tick for the gradient norms and the Lipschitz probe (2-D data)
-IMAGE_PROBE_SAMPLES = 128  # the same for images (at most the batch size)
 
 
 def diagnostics_rng(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A private generator for the diagnostics of ``step``: the same draws on every run and resume."""
-    g = torch.Generator(device=device)
-    g.manual_seed((int(seed) * 1_000_003 + int(step) * 7_919 + 0x5EED) % (2 ** 63))
-    return g
+    return torch.Generator(device=device).manual_seed(derive_seed(seed, "diagnostics", step=step))
 
 
 @contextlib.contextmanager
@@ -63,60 +62,44 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
             m.training = mode
 
 
-def _critic_gap(critic: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return critic(x_real).double().mean() - critic(x_fake).double().mean()
-
-
 def tick_diagnostics(trainer) -> dict[str, Any]:
     """Diagnostics of the trainer's critic at this tick, as plain numbers for the tick record.
 
     Draws a fresh real batch and a generated batch (the trained generator, not the EMA copy: the one
     the critic is trained against), their interpolates, and measures there the gradient norms and
-    the empirical Lipschitz constant; adds the critic gap on evaluation or held-out data.
+    the empirical Lipschitz constant; adds the critic gaps the data kind's evaluator defines (on the
+    evaluation samples for toy data, on held-out images for images).
 
     Args:
-        trainer: a :class:`wgan.training.trainer.Trainer` (uses ``critic``, ``generator``, ``data``,
-            ``lipschitz``, ``config``, ``step``, ``device`` and ``generate``).
+        trainer: a :class:`wgan.training.trainer.Trainer` (uses ``critic``, ``generator``,
+            ``sample_generator``, ``data``, ``lipschitz``, ``evaluator``, ``config``, ``step``, ``device``).
 
     Returns:
         ``{"grad_norm/mean": float, ..., "grad_norm/hist": [int], "grad_norm/verdict": str,
         "lipschitz/empirical": float, "critic/gap_eval" | "critic/gap_val", "critic/gap_train": float}``
     """
-    from wgan.lipschitz.gradient_penalty import gradient_norms, input_gradient, interpolate
-
     config = trainer.config
-    data = trainer.data
-    device = trainer.device
-    rng = diagnostics_rng(config.seed, trainer.step, device)
-    toy = data.kind == "toy"
-    n = TOY_PROBE_SAMPLES if toy else max(2, min(config.batch_size, IMAGE_PROBE_SAMPLES))
+    rng = diagnostics_rng(config.seed, trainer.step, trainer.device)
+    n = trainer.evaluator.probe_samples(config.batch_size)
     critic, generator = trainer.critic, trainer.generator
     scalars: dict[str, torch.Tensor] = {}
     with eval_mode(critic, generator):
-        x_real = data.sample(n, rng)
-        z = torch.randn(n, config.z_dim, generator=rng, device=device)
+        x_real = trainer.data.sample(n, rng)
+        z = torch.randn(n, config.z_dim, generator=rng, device=trainer.device)
         with torch.no_grad():
             x_fake = generator(z)
         x_hat = interpolate(x_real, x_fake, rng)
-        grad = input_gradient(critic, x_hat, create_graph=False, fast=False).detach()
-        stats = grad_norm_summary(gradient_norms(grad))
-        for k in ("mean", "std", "min", "median", "max"):
-            scalars[f"grad_norm/{k}"] = stats[k]
-        scalars["lipschitz/empirical"] = empirical_lipschitz(critic, x_real, x_fake, x_hat, grad, rng)
-        if toy:
-            x_eval_fake = trainer.generate()  # the fixed-z samples whose exact W1 evaluate() reports
-            x_eval_real = data.sample(len(x_eval_fake), rng)
-            scalars["critic/gap_eval"] = _critic_gap(critic, x_eval_real, x_eval_fake)
-        elif getattr(data, "x_test", None) is not None and len(data.x_test) > 0:
-            idx = torch.randint(len(data.x_test), (n,), generator=rng, device=rng.device).to(data.x_test.device)
-            scalars["critic/gap_val"] = _critic_gap(critic, data.x_test[idx], x_fake)
-            scalars["critic/gap_train"] = _critic_gap(critic, x_real, x_fake)
+        grad = input_gradient(critic, x_hat, create_graph=False).detach()
+        grad_stats = grad_norm_summary(gradient_norms(grad))
+        for k in stats.GRAD_NORMS:
+            scalars[k] = grad_stats[k.split("/", 1)[1]]
+        scalars[stats.LIPSCHITZ_EMPIRICAL] = empirical_lipschitz(critic, x_real, x_fake, x_hat, grad, rng)
+        scalars.update(trainer.evaluator.critic_gaps(critic, trainer.sample_generator, x_real, x_fake, rng))
     keys = list(scalars)
-    packed = torch.cat([torch.stack([scalars[k].double() for k in keys]), stats["hist"].double()])
+    packed = torch.cat([torch.stack([scalars[k].double() for k in keys]), grad_stats["hist"].double()])
     values = packed.tolist()  # the diagnostics' one host-device sync per tick
     out: dict[str, Any] = dict(zip(keys, values[:len(keys)]))
-    out["grad_norm/hist"] = [int(c) for c in values[len(keys):]]
-    out["grad_norm/verdict"] = grad_norm_verdict(out["grad_norm/mean"], trainer.lipschitz.name).level
+    out[stats.GN_HIST] = [int(c) for c in values[len(keys):]]
+    out[stats.GN_VERDICT] = grad_norm_verdict(out[stats.GN_MEAN], trainer.lipschitz.name).level
     return out
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from wgan.lipschitz import LIPSCHITZ, LipschitzMethod
 from wgan.lipschitz.gradient_penalty import gradient_norms, input_gradient
 
 #: Bin edges of the gradient-norm histogram: 100 log-spaced bins from 1e-3 to 1e2. The histogram
@@ -57,16 +58,20 @@ class GradNormVerdict:
         return text + (f"; {self.remedy}" if self.remedy else "")
 
 
-def grad_norm_verdict(mean: float, method: str = "gp") -> GradNormVerdict:
+def grad_norm_verdict(mean: float, method: str | type[LipschitzMethod] | LipschitzMethod = "gp") -> GradNormVerdict:
     """Judge the mean gradient norm at interpolates as the source texts do.
 
-    .. math:: |\\bar n - 1| < 0.1 \\Rightarrow \\text{excellent}, \\quad
-              |\\bar n - 1| < 0.3 \\Rightarrow \\text{acceptable}, \\quad \\text{else poor}
+    .. math:: |\\bar n - t| < 0.1 \\Rightarrow \\text{excellent}, \\quad
+              |\\bar n - t| < 0.3 \\Rightarrow \\text{acceptable}, \\quad \\text{else poor}
+
+    with :math:`t` the method's :attr:`~wgan.lipschitz.LipschitzMethod.grad_norm_target` (1 for the
+    gradient penalty). A method without a target (clipping and spectral norm bound the constant rather
+    than pin the norm; the vanilla GAN has no constraint), or a name that is not registered, gets
+    ``n/a`` with the method's own reading of the number.
 
     Args:
         mean: mean gradient norm of the critic at interpolates.
-        method: the Lipschitz method (``gp``, ``clip``, ``sn``, ``none``); only the gradient
-            penalty targets norm 1, the others get ``n/a`` with an explanation.
+        method: a registered method's name (``wgan.lipschitz.LIPSCHITZ``), its class or an instance.
 
     Returns:
         A :class:`GradNormVerdict`.
@@ -76,31 +81,27 @@ def grad_norm_verdict(mean: float, method: str = "gp") -> GradNormVerdict:
         'excellent'
         >>> grad_norm_verdict(1.6).level
         'poor'
+        >>> grad_norm_verdict(0.01, "clip").level
+        'n/a'
     """
     mean = float(mean)
-    if method == "clip":
-        return GradNormVerdict("n/a", mean, "weight clipping bounds the Lipschitz constant by an unknown K "
-                               "rather than pinning the norm to 1; the critic estimates about K x W1, so read "
-                               "the shape of its curve, not its value", "use --variant wgan-gp for a 1-Lipschitz critic")
-    if method == "sn":
-        return GradNormVerdict("n/a", mean, "spectral norm makes each layer 1-Lipschitz, a bound that is "
-                               "usually loose: norms below 1 are expected and the gap is a lower bound")
-    if method == "none":
-        return GradNormVerdict("n/a", mean, "no Lipschitz constraint (vanilla GAN): the scores are logits "
-                               "and their gap is no distance estimate")
-    dev = abs(mean - 1.0)
+    if isinstance(method, str):
+        cls = LIPSCHITZ.get(method, LipschitzMethod)  # an unknown name: no target, generic texts
+    else:
+        cls = method if isinstance(method, type) else type(method)
+    target = cls.grad_norm_target
+    if target is None:
+        return GradNormVerdict("n/a", mean, cls.grad_norm_reading, cls.grad_norm_remedy)
+    dev = abs(mean - target)
     if dev < EXCELLENT:
-        return GradNormVerdict("excellent", mean, "gradient norms close to 1: the critic is close to "
-                               "1-Lipschitz where it matters")
+        return GradNormVerdict("excellent", mean, f"gradient norms close to {target:g}: the critic is close to "
+                               f"{target:g}-Lipschitz where it matters")
     level = "acceptable" if dev < ACCEPTABLE else "poor"
-    if mean > 1.0:
-        return GradNormVerdict(level, mean, "norms above 1: the critic is steeper than 1-Lipschitz and its gap "
-                               "overestimates W1 (by about this factor)",
-                               "increase --gp-weight: the penalty is too weak")
-    return GradNormVerdict(level, mean, "norms below 1: the critic does not use its Lipschitz budget and its "
-                           "gap underestimates W1",
-                           "give the critic more capacity or steps (--c-width, --n-critic, --lr-c), or lower "
-                           "--gp-weight if the penalty dominates the critic's loss")
+    if mean > target:
+        return GradNormVerdict(level, mean, f"norms above {target:g}: the critic is steeper than {target:g}-Lipschitz "
+                               f"and its gap overestimates W1 (by about this factor)", cls.remedy_above_target)
+    return GradNormVerdict(level, mean, f"norms below {target:g}: the critic does not use its Lipschitz budget and "
+                           f"its gap underestimates W1", cls.remedy_below_target)
 
 
 def grad_norm_histogram(norms: torch.Tensor) -> torch.Tensor:
@@ -134,7 +135,7 @@ def grad_norm_stats(critic: nn.Module, x_hat: torch.Tensor) -> dict[str, torch.T
         >>> round(float(s["mean"]), 4), round(float(s["std"]), 4)
         (5.0, 0.0)
     """
-    grad = input_gradient(critic, x_hat.detach(), create_graph=False, fast=False)
+    grad = input_gradient(critic, x_hat.detach(), create_graph=False)
     return grad_norm_summary(gradient_norms(grad.detach()))
 
 

@@ -38,6 +38,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from wgan.lipschitz import LIPSCHITZ, LipschitzMethod
+
 EXPLOSION = 100.0  # |W estimate| or |loss| beyond this is an explosion (the source's threshold)
 MIN_TICKS = 4  # trend checks need at least this many ticks
 NEAR_ZERO = 0.1  # the late estimate is "near zero" below this fraction of its peak
@@ -211,20 +213,10 @@ def _method(config, history) -> tuple[str | None, str | None]:
     return None, None
 
 
-_LIPSCHITZ_REMEDY = {
-    "gp": "increase --gp-weight (e.g. x10) or lower --lr-c; keep BatchNorm out of the critic",
-    "clip": "lower --clip-value, or switch to --variant wgan-gp (the penalty does not cut capacity)",
-    "sn": "check that every critic layer is normalised; lower --lr-c",
-    "none": "use a Lipschitz method: --variant wgan-gp or sngan",
-    None: "strengthen the Lipschitz constraint (a larger --gp-weight, a smaller --clip-value) or lower --lr-c",
-}
-_EXPLOSION_REMEDY = {
-    "gp": "increase --gp-weight, lower --lr-c/--lr-g, and keep the data scaled to about [-1, 1]",
-    "clip": "lower --clip-value and the learning rates; check the data scale",
-    "sn": "lower the learning rates; check the data scale",
-    "none": "use a Lipschitz constraint (--variant wgan-gp or sngan) or lower the learning rates",
-    None: "increase the penalty weight (--gp-weight), lower the learning rates, check the data scale",
-}
+def _remedy(method: str | None, kind: str) -> str:
+    """The Lipschitz method's own advice (``remedy_unstable``, ``remedy_explosion`` of its class in
+    :data:`wgan.lipschitz.LIPSCHITZ`); generic for ``None`` or a name that is not registered."""
+    return getattr(LIPSCHITZ.get(method, LipschitzMethod), f"remedy_{kind}")
 
 
 # ---------------------------------------------------------------------------------------- checks
@@ -243,7 +235,7 @@ def _check_w_decreasing(gap: np.ndarray, method) -> HealthCheck:
     if late > early + RISE * max(abs(early), 1e-12):
         return HealthCheck("w_decreasing", title, FAIL, detail + "; rising",
                            "the W estimate rises: the Lipschitz constraint is failing, so the critic's scores "
-                           "grow instead of measuring a distance", _LIPSCHITZ_REMEDY.get(method, _LIPSCHITZ_REMEDY[None]))
+                           "grow instead of measuring a distance", _remedy(method, "unstable"))
     return HealthCheck("w_decreasing", title, FAIL, detail + "; stuck",
                        "the W estimate is stuck at a high value: the critic is not powerful enough or the "
                        "learning rate is too low",
@@ -272,7 +264,7 @@ def _check_oscillation(gap: np.ndarray, method) -> HealthCheck:
         return HealthCheck("no_oscillation", title, FAIL, detail,
                            "the W estimate oscillates wildly: something is wrong with the Lipschitz constraint "
                            "(or the learning rates are too high for the critic to follow the generator)",
-                           _LIPSCHITZ_REMEDY.get(method, _LIPSCHITZ_REMEDY[None]) + "; or halve --lr-c and --lr-g")
+                           _remedy(method, "unstable") + "; or halve --lr-c and --lr-g")
     return HealthCheck("no_oscillation", title, PASS, detail)
 
 
@@ -322,7 +314,7 @@ def _check_explosion(history: list[dict[str, Any]], method) -> HealthCheck:
         return HealthCheck("no_explosion", title, FAIL, detail,
                            "the losses explode: the gradient penalty weight is too low, or a numerical issue "
                            "(learning rate too high, unscaled data)",
-                           _EXPLOSION_REMEDY.get(method, _EXPLOSION_REMEDY[None]))
+                           _remedy(method, "explosion"))
     return HealthCheck("no_explosion", title, PASS, detail)
 
 

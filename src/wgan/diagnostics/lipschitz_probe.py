@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wgan.lipschitz.gradient_penalty import gradient_norms
+from wgan.lipschitz.gradient_penalty import gradient_norms, input_gradient, interpolate
 
 _MIN_DIST = 1e-8  # pairs closer than this (duplicates) are skipped: their slope is 0/0
 
@@ -72,8 +72,6 @@ def empirical_lipschitz(critic: nn.Module, x_real: torch.Tensor, x_fake: torch.T
         Arjovsky, Chintala, Bottou, "Wasserstein GAN", ICML 2017, eq. 3 (the K-Lipschitz dual);
         Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017, sec. 4.
     """
-    from wgan.lipschitz.gradient_penalty import input_gradient, interpolate
-
     x_real = x_real.detach()
     x_fake = x_fake.detach()
     n = len(x_real)
@@ -81,7 +79,7 @@ def empirical_lipschitz(critic: nn.Module, x_real: torch.Tensor, x_fake: torch.T
         x_hat = interpolate(x_real, x_fake, rng)
     x_hat = x_hat.detach()
     if grad_hat is None:
-        grad_hat = input_gradient(critic, x_hat, create_graph=False, fast=False)
+        grad_hat = input_gradient(critic, x_hat, create_graph=False)
     grad_hat = grad_hat.detach()
     # one short step along the gradient direction from every interpolate
     scale = (x_real - x_fake).flatten(1).norm(dim=1).median().clamp_min(1e-6)

@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from wgan import stats
+from wgan.diagnostics.gradnorm import GRAD_NORM_EDGES
+
 _WRITERS: dict[str, Any] = {}
 _WARNED = False
 
@@ -43,25 +46,24 @@ def log_record(run_dir: str | Path, record: dict[str, Any]) -> bool:
     writer = _writer(Path(run_dir))
     if writer is None:
         return False
-    step = int(record.get("step", 0))
+    step = int(record.get(stats.STEP, 0))
     for key, value in record.items():
-        if key == "step" or isinstance(value, bool):
+        if key == stats.STEP or isinstance(value, bool):
             continue
         if isinstance(value, (int, float)) and math.isfinite(value):
             writer.add_scalar(key, value, step)
-    hist = record.get("grad_norm/hist")
+    hist = record.get(stats.GN_HIST)
     if isinstance(hist, list) and sum(hist) > 0:
-        from wgan.diagnostics.gradnorm import GRAD_NORM_EDGES
-
         total = sum(hist)
-        mean = record.get("grad_norm/mean", 0.0)
-        std = record.get("grad_norm/std", 0.0)
+        mean = record.get(stats.GN_MEAN, 0.0)
+        std = record.get(stats.GN_STD, 0.0)
+        top = float(record.get(stats.GN_MAX, 0.0))
         writer.add_histogram_raw(
-            "grad_norm/hist", min=float(record.get("grad_norm/min", GRAD_NORM_EDGES[0])),
-            max=float(record.get("grad_norm/max", GRAD_NORM_EDGES[-1])), num=int(total),
+            stats.GN_HIST, min=float(record.get(stats.GN_MIN, GRAD_NORM_EDGES[0])),
+            max=float(record.get(stats.GN_MAX, GRAD_NORM_EDGES[-1])), num=int(total),
             sum=float(mean * total), sum_squares=float((std ** 2 + mean ** 2) * total),
             # bucket i counts (limit[i-1], limit[i]]: underflow, the 100 bins, overflow
-            bucket_limits=list(GRAD_NORM_EDGES) + [max(float(record.get("grad_norm/max", 0.0)), 10 * GRAD_NORM_EDGES[-1])],
+            bucket_limits=list(GRAD_NORM_EDGES) + [max(top, 10 * GRAD_NORM_EDGES[-1])],
             bucket_counts=[int(c) for c in hist], global_step=step)
     writer.flush()
     return True

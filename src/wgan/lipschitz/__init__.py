@@ -1,61 +1,53 @@
-"""Lipschitz methods: how a critic is kept (approximately) 1-Lipschitz.
+"""Lipschitz methods: how a critic is kept (approximately) 1-Lipschitz. A registry, one file per method.
 
-A method has three hooks that do nothing by default, so the trainer knows no method by name:
+A method is a :class:`~wgan.lipschitz.base.LipschitzMethod` subclass: hooks that do nothing by default
+(``wrap``, ``penalty``, ``after_step``, ``closed_form_penalty``; ``needs_interpolates``, ``interval``),
+so the trainer knows no method by name; its construction and validation from a config
+(``from_config``, ``check_config``); the gradient norm it aims for and the advice the diagnostics and
+``wgan duality`` print (attributes of the class).
 
-* ``wrap(critic)`` once, before the optimiser is built (spectral normalisation);
-* ``penalty(critic, x_real, x_fake, x_hat)`` in every critic step (gradient penalty); returns the
-  weighted term to add to the loss and the per-sample gradient norms at ``x_hat`` (or ``None``);
-* ``after_step(critic)`` after every critic optimiser step (weight clipping).
-
-``interval`` > 1 makes the penalty lazy: applied every ``interval`` critic steps with gain ``interval``.
-A new method is one file plus one line in :data:`LIPSCHITZ`.
+A new method is one file (a subclass) plus one line in :data:`LIPSCHITZ` (with its import).
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from wgan.errors import ConfigError
+from wgan.lipschitz.base import LipschitzMethod, NoConstraint
+from wgan.lipschitz.gradient_penalty import GradientPenalty
+from wgan.lipschitz.spectral_norm import SpectralNorm
+from wgan.lipschitz.weight_clipping import WeightClipping
+
+#: Method name (a variant's ``lipschitz``) -> method class.
+LIPSCHITZ: dict[str, type[LipschitzMethod]] = {
+    NoConstraint.name: NoConstraint,
+    GradientPenalty.name: GradientPenalty,
+    WeightClipping.name: WeightClipping,
+    SpectralNorm.name: SpectralNorm,
+}
 
 
-class LipschitzMethod:
-    """Base: no constraint (the vanilla GAN's discriminator)."""
+def get_lipschitz(name: str) -> type[LipschitzMethod]:
+    """The registered method class ``name``, or ConfigError naming the registered ones.
 
-    name = "none"
-    needs_interpolates = False  # the step draws x_hat = a x_real + (1 - a) x_fake only when True
-    interval = 1
-
-    def wrap(self, critic: nn.Module) -> nn.Module:
-        return critic
-
-    def penalty(self, critic: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor,
-                x_hat: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
-        return None
-
-    def after_step(self, critic: nn.Module) -> None:
-        return None
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({fields})"
+    For a lenient look-up (an old run's method that is no longer registered), use
+    ``LIPSCHITZ.get(name, LipschitzMethod)``: the base class has generic advice and no norm target.
+    """
+    if name not in LIPSCHITZ:
+        raise ConfigError(f"Lipschitz method must be one of {', '.join(LIPSCHITZ)}, got {name!r}")
+    return LIPSCHITZ[name]
 
 
 def build_lipschitz(name: str, config) -> LipschitzMethod:
-    """Instantiate the method ``name`` with the config's coefficients."""
-    from wgan.config import ConfigError
-    from wgan.lipschitz.gradient_penalty import GradientPenalty
-    from wgan.lipschitz.spectral_norm import SpectralNorm
-    from wgan.lipschitz.weight_clipping import WeightClipping
-
-    if name == "none":
-        return LipschitzMethod()
-    if name == "clip":
-        return WeightClipping(config.clip_value)
-    if name == "gp":
-        return GradientPenalty(config.gp_weight, one_sided=config.gp_one_sided, interval=config.penalty_every,
-                               fast=config.fast_penalty)
-    if name == "sn":
-        return SpectralNorm()
-    raise ConfigError(f"Lipschitz method must be one of {', '.join(LIPSCHITZ)}, got {name!r}")
+    """Instantiate the method ``name`` with the config's coefficients (:meth:`LipschitzMethod.from_config`)."""
+    return get_lipschitz(name).from_config(config)
 
 
-LIPSCHITZ = ("none", "clip", "gp", "sn")
+def check_config(config, variant: str, method: str) -> None:
+    """Validate every registered method's fields, then the fields ``method`` (the variant's) needs."""
+    for cls in LIPSCHITZ.values():
+        cls.check_config(config)
+    get_lipschitz(method).check_config(config, variant)
+
+
+__all__ = ["LIPSCHITZ", "LipschitzMethod", "NoConstraint", "GradientPenalty", "SpectralNorm", "WeightClipping",
+           "build_lipschitz", "check_config", "get_lipschitz"]

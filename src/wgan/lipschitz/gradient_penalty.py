@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wgan.lipschitz import LipschitzMethod
-from wgan.nets.fastgrad import NormPenalty, per_sample_norms
+from wgan.errors import ConfigError
+from wgan.lipschitz.base import LipschitzMethod
 
 _EPS = 1e-12
 
@@ -32,15 +32,12 @@ def interpolate(x_real: torch.Tensor, x_fake: torch.Tensor, rng: torch.Generator
     return torch.lerp(x_fake, x_real, alpha)  # alpha x_real + (1 - alpha) x_fake
 
 
-def input_gradient(critic: nn.Module, x: torch.Tensor, create_graph: bool = True,
-                   fast: bool = True) -> torch.Tensor:
+def input_gradient(critic: nn.Module, x: torch.Tensor, create_graph: bool = True) -> torch.Tensor:
     """The gradient of the critic's score with respect to its input, per sample: (N, ...) like x.
 
-    Uses the critic's own written-out ``input_gradient`` when it has one and ``fast`` is set (a
-    first-order graph, no double backward); otherwise autograd with ``create_graph``.
+    By autograd; ``create_graph`` keeps the graph for a loss on the gradient (a double backward). The
+    engines' written-out form for plain layer stacks is :func:`wgan.engines.fastgrad.input_gradient`.
     """
-    if fast and getattr(critic, "has_input_gradient", lambda: False)():
-        return critic.input_gradient(x)
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         score = critic(x)
@@ -50,12 +47,11 @@ def input_gradient(critic: nn.Module, x: torch.Tensor, create_graph: bool = True
 
 def gradient_norms(grad: torch.Tensor) -> torch.Tensor:
     """Per-sample L2 norm over every non-batch axis, finite (and differentiable) at zero. Shape (N,)."""
-    return per_sample_norms(grad, _EPS)
+    return (grad.flatten(1).square().sum(1) + _EPS).sqrt()
 
 
 def gradient_penalty(critic: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor,
-                     x_hat: torch.Tensor | None = None, one_sided: bool = False,
-                     fast: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                     x_hat: torch.Tensor | None = None, one_sided: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Unweighted penalty :math:`E[(\|\nabla f(\hat x)\| - 1)^2]` and the norms it was computed from.
 
     Args:
@@ -70,12 +66,12 @@ def gradient_penalty(critic: nn.Module, x_real: torch.Tensor, x_fake: torch.Tens
     Example:
         >>> critic = nn.Linear(2, 1, bias=False); critic.weight.data = torch.tensor([[0.6, 0.8]])
         >>> p, n = gradient_penalty(lambda x: critic(x).squeeze(1), torch.randn(4, 2), torch.randn(4, 2))
-        >>> float(p) < 1e-10
+        >>> float(p.detach()) < 1e-10
         True
     """
     if x_hat is None:
         x_hat = interpolate(x_real.detach(), x_fake.detach())
-    return penalty_of_gradient(input_gradient(critic, x_hat, create_graph=True, fast=fast), one_sided)
+    return penalty_of_gradient(input_gradient(critic, x_hat, create_graph=True), one_sided)
 
 
 def penalty_of_gradient(grad: torch.Tensor, one_sided: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,9 +84,40 @@ def penalty_of_gradient(grad: torch.Tensor, one_sided: bool = False) -> tuple[to
     return excess.square().mean(), norms
 
 
-def check_no_batchnorm(critic: nn.Module) -> None:
-    from wgan.config import ConfigError
+class NormPenalty:
+    r"""The weighted penalty as a closed-form function of the input gradient, with its derivative:
+    ``g -> (gain E[(||g|| - 1)^2], norms, d value / d g)``, one-sided: :math:`\max(0, \|g\| - 1)^2`.
 
+    .. math:: \frac{\partial P}{\partial g_i} = \frac{2\,\text{gain}}{N}\,
+              \frac{\|g_i\| - 1}{\|g_i\|}\, g_i
+
+    The same value as ``gain *`` :func:`penalty_of_gradient` and its autograd gradient; engines that
+    write the critic's backward out use it instead of autograd (:mod:`wgan.engines`), and the compiled
+    MLP step (``wgan/engines/csrc/mlp.cpp``) has its own copy, checked against this one by
+    ``tests/test_native.py``.
+
+    Args:
+        gain: the penalty's weight (times the lazy interval).
+        one_sided: penalise only norms above 1.
+        eps: under the norm's square root, as :func:`gradient_norms`.
+    """
+
+    def __init__(self, gain: float, one_sided: bool = False, eps: float = _EPS):
+        self.gain, self.one_sided, self.eps = float(gain), bool(one_sided), float(eps)
+
+    def __call__(self, g: torch.Tensor):
+        norms = (g.flatten(1).square().sum(1) + self.eps).sqrt()
+        excess = norms - 1
+        if self.one_sided:
+            excess = excess.clamp_min(0)
+        coef = excess * (2 * self.gain / len(g)) / norms
+        return self.gain * excess.square().mean(), norms, g * coef.view((-1,) + (1,) * (g.dim() - 1))
+
+    def __repr__(self) -> str:
+        return f"NormPenalty(gain={self.gain!r}, one_sided={self.one_sided!r}, eps={self.eps!r})"
+
+
+def check_no_batchnorm(critic: nn.Module) -> None:
     for name, module in critic.named_modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             raise ConfigError(
@@ -105,11 +132,22 @@ class GradientPenalty(LipschitzMethod):
         weight: lambda.
         one_sided: penalise only gradient norms above 1.
         interval: lazy regularisation, penalty every ``interval`` critic steps with gain ``interval``.
-        fast: use the critic's written-out input gradient when it offers one.
+        fast: offer the penalty in closed form (:meth:`closed_form_penalty`), so an engine may write
+            the critic's backward out (``--fast-penalty``); off, every critic step takes autograd's
+            double backward.
     """
 
     name = "gp"
     needs_interpolates = True
+    coefficients = {"gp_weight": 10.0}
+    grad_norm_target = 1.0  # the norm of an optimal 1-Lipschitz critic on the segments (proposition 1)
+    remedy_above_target = "increase --gp-weight: the penalty is too weak"
+    remedy_below_target = ("give the critic more capacity or steps (--c-width, --n-critic, --lr-c), or lower "
+                           "--gp-weight if the penalty dominates the critic's loss")
+    remedy_unstable = "increase --gp-weight (e.g. x10) or lower --lr-c; keep BatchNorm out of the critic"
+    remedy_explosion = "increase --gp-weight, lower --lr-c/--lr-g, and keep the data scaled to about [-1, 1]"
+    duality_reading = ("the penalty holds the slope near 1, so the raw estimate is the W1 estimate; a soft "
+                       "penalty overshoots by the fraction W1 / (2 gp_weight)")
 
     def __init__(self, weight: float = 10.0, one_sided: bool = False, interval: int = 1, fast: bool = True):
         if weight is None or weight < 0:
@@ -121,39 +159,37 @@ class GradientPenalty(LipschitzMethod):
         self.interval = int(interval)
         self.fast = fast
 
+    @classmethod
+    def from_config(cls, config) -> GradientPenalty:
+        return cls(config.gp_weight, one_sided=config.gp_one_sided, interval=config.penalty_every,
+                   fast=config.fast_penalty)
+
+    @classmethod
+    def check_config(cls, config, variant: str | None = None) -> None:
+        w = config.gp_weight
+        if w is not None and not w >= 0:
+            raise ConfigError(f"--gp-weight must be >= 0, got {w}")
+        if not config.penalty_every >= 1:
+            raise ConfigError(f"--penalty-every must be >= 1, got {config.penalty_every}")
+        if variant is None:
+            return
+        if w is None:
+            raise ConfigError(f"--gp-weight must be set for --variant {variant} (gradient penalty), got None")
+        if config.critic_norm == "batch":  # the wrap hook refuses such a critic too; say it before building
+            raise ConfigError(f"--critic-norm batch cannot be used with --variant {variant}: the gradient penalty "
+                              f"is per sample and BatchNorm mixes the samples of a batch; use --critic-norm layer "
+                              f"or none")
+
     def wrap(self, critic: nn.Module) -> nn.Module:
         check_no_batchnorm(critic)
         return critic
 
     def penalty(self, critic, x_real, x_fake, x_hat):
-        pen, norms = gradient_penalty(critic, x_real, x_fake, x_hat, one_sided=self.one_sided, fast=self.fast)
+        pen, norms = gradient_penalty(critic, x_real, x_fake, x_hat, one_sided=self.one_sided)
         return self.weight * self.interval * pen, norms
 
-    def penalised_backward(self, critic, critic_loss, x_real, x_fake, x_hat, critic_loss_grad=None):
-        """The objective plus this penalty, with every critic parameter gradient accumulated, by the
-        critic's written-out backward (``critic.penalised_backward``: no autograd graph of the critic
-        at all) when ``fast`` is set and the critic offers one; ``None`` otherwise (then the step
-        takes the general path: :meth:`penalty` and ``loss.backward()``). Same value, same gradients.
-
-        ``critic_loss_grad`` optionally gives the objective's value and score gradients in closed form.
-
-        Returns:
-            ``(objective, score_real, score_fake, weighted penalty, norms)``, detached.
-        """
-        if not (self.fast and hasattr(critic, "penalised_backward") and critic.has_input_gradient()):
-            return None
-        gain = self.weight * self.interval
-        closed = self.norm_penalty()
-
-        def gradient_loss(grad):
-            pen, norms = penalty_of_gradient(grad, self.one_sided)
-            return gain * pen, norms
-
-        return critic.penalised_backward(x_real, x_fake, x_hat, critic_loss, gradient_loss,
-                                         critic_loss_grad=critic_loss_grad,
-                                         gradient_loss_grad=closed)
-
-    def norm_penalty(self) -> NormPenalty | None:
-        """This penalty (its gain: weight x interval) in closed form for the written-out and compiled
-        backward, or ``None`` when ``fast`` is off."""
+    def closed_form_penalty(self) -> NormPenalty | None:
+        """This penalty (its gain: weight x interval) in closed form for the engines that write the
+        critic's backward out, or ``None`` when ``fast`` is off (then every engine takes
+        :meth:`penalty` and autograd's double backward)."""
         return NormPenalty(self.weight * self.interval, self.one_sided, _EPS) if self.fast else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from wgan.lipschitz import LipschitzMethod
+from wgan.lipschitz.base import LipschitzMethod
 
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)
 
@@ -27,6 +27,12 @@ class SpectralNorm(LipschitzMethod):
     """
 
     name = "sn"
+    grad_norm_reading = ("spectral norm makes each layer 1-Lipschitz, a bound that is usually loose: norms "
+                         "below 1 are expected and the gap is a lower bound")
+    remedy_unstable = "check that every critic layer is normalised; lower --lr-c"
+    remedy_explosion = "lower the learning rates; check the data scale"
+    duality_reading = ("spectral norm bounds the constant by 1 (loosely), so the raw estimate is a lower bound "
+                       "on W1")
 
     def __init__(self, n_power_iterations: int = 1):
         self.n_power_iterations = n_power_iterations

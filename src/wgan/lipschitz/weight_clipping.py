@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wgan.lipschitz import LipschitzMethod
+from wgan.errors import ConfigError
+from wgan.lipschitz.base import LipschitzMethod
 
 
 class WeightClipping(LipschitzMethod):
@@ -26,11 +27,32 @@ class WeightClipping(LipschitzMethod):
     """
 
     name = "clip"
+    has_after_step = True
+    coefficients = {"clip_value": 0.01}
+    grad_norm_reading = ("weight clipping bounds the Lipschitz constant by an unknown K rather than pinning the "
+                         "norm to 1; the critic estimates about K x W1, so read the shape of its curve, not its value")
+    grad_norm_remedy = "use --variant wgan-gp for a 1-Lipschitz critic"
+    remedy_unstable = "lower --clip-value, or switch to --variant wgan-gp (the penalty does not cut capacity)"
+    remedy_explosion = "lower --clip-value and the learning rates; check the data scale"
+    duality_reading = ("clipping gives an unknown constant K << 1, so the raw estimate is about K x W1; "
+                       "compare the rescaled line")
 
     def __init__(self, clip_value: float = 0.01):
         if clip_value is None or clip_value <= 0:
             raise ValueError(f"clip_value must be > 0, got {clip_value}")
         self.clip_value = float(clip_value)
+
+    @classmethod
+    def from_config(cls, config) -> WeightClipping:
+        return cls(config.clip_value)
+
+    @classmethod
+    def check_config(cls, config, variant: str | None = None) -> None:
+        c = config.clip_value
+        if c is not None and not c > 0:
+            raise ConfigError(f"--clip-value must be > 0, got {c}")
+        if variant is not None and c is None:
+            raise ConfigError(f"--clip-value must be set for --variant {variant} (weight clipping), got None")
 
     @torch.no_grad()
     def after_step(self, critic: nn.Module) -> None:

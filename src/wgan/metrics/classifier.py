@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from wgan.data.images import fit_images
+from wgan.errors import ConfigError
+from wgan.io import atomic_write_bytes
 
 VERSION = 1  # bump when the architecture or the training recipe changes: old cache entries are ignored
 FEATURE_DIM = 128
@@ -104,8 +108,6 @@ class TrainedClassifier:
 
     def _fit(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.model.channels or x.shape[-1] != self.model.size or x.shape[-2] != self.model.size:
-            from wgan.data.images import fit_images
-
             x = fit_images(x.float().cpu(), self.model.size, self.model.channels)
         return x
 
@@ -180,8 +182,6 @@ def train_classifier(x: torch.Tensor, labels: torch.Tensor, x_test: torch.Tensor
         x, labels = x.detach().float().cpu(), labels.detach().cpu()
         classes = sorted(set(labels.tolist()))
         if len(classes) < 2:
-            from wgan.config import ConfigError
-
             raise ConfigError(f"the metrics classifier needs at least 2 classes, {name or 'the data'} has {classes}")
         remap = torch.full((max(classes) + 1,), -1, dtype=torch.int64)
         remap[torch.tensor(classes)] = torch.arange(len(classes))
@@ -232,9 +232,8 @@ def _save(path: Path, clf: TrainedClassifier) -> None:
     meta = {"classes": clf.classes, "test_accuracy": clf.test_accuracy, "trained_on": clf.trained_on,
             "data_hash": clf.data_hash, "channels": clf.model.channels, "size": clf.model.size,
             "num_classes": clf.model.num_classes, "info": clf.info, "version": VERSION}
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save({"state_dict": clf.model.state_dict(), "meta": json.dumps(meta)}, tmp)
-    tmp.replace(path)  # atomic: a concurrent reader sees the old file or the new one
+    state = {"state_dict": clf.model.state_dict(), "meta": json.dumps(meta)}
+    atomic_write_bytes(path, lambda f: torch.save(state, f))  # a concurrent reader sees the old file or the new one
 
 
 def load_classifier(path: str | Path) -> TrainedClassifier:

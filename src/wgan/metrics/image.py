@@ -31,20 +31,22 @@ features for the Fréchet distance, KID and precision/recall; no IS or class met
 
 from __future__ import annotations
 
-import json
-import sys
 import math
+import sys
 import time
-import weakref
+from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from wgan import stats
+from wgan.metrics.base import Column, Evaluator, critic_gap, generate
+from wgan.metrics.classifier import find_cached_classifier, get_classifier
 from wgan.metrics.frechet import frechet_distance, gaussian_stats, kernel_inception_distance, precision_recall
+from wgan.seeds import derive_seed
 
 COVERED_SHARE = 0.1  # a class is covered when it gets >= 10% of the samples its real frequency predicts
-
-_STATE: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
 
 
 def inception_score(probs: torch.Tensor) -> float:
@@ -101,96 +103,165 @@ def compare_features(feat_fake: torch.Tensor, feat_real: torch.Tensor, real_stat
     return out
 
 
-def _classifier_for(trainer):
-    from wgan.metrics.classifier import find_cached_classifier, get_classifier
+FD = "metrics/classifier_fd"
+FD_FLOOR = "metrics/classifier_fd_floor"
+KID = "metrics/kid"
+KID_STD = "metrics/kid_std"
+IS = "metrics/classifier_is"
+IS_REAL = "metrics/classifier_is_real"
+CLASSES_COVERED = "metrics/classes_covered"
+CLASSES_TOTAL = "metrics/classes_total"
+CLASS_KL = "metrics/class_kl"
+PRECISION = "metrics/precision"
+RECALL = "metrics/recall"
+CLASSIFIER_TEST_ACC = "metrics/classifier_test_acc"
+N_FAKE = "metrics/n_fake"
+N_REAL = "metrics/n_real"
 
-    data = trainer.data
-    if data.labels is not None and len(set(data.labels.tolist())) >= 2:
-        return get_classifier(data), True
-    clf = find_cached_classifier(data.shape[0], data.shape[-1])
-    if clf is None:
-        print(f"wgan: {data.name} has no labels and no cached classifier of another data set exists; image "
-              "metrics are off (train once on a labelled set, e.g. --data mnist:DIR, to enable the Fréchet "
-              "distance in that classifier's feature space)", file=sys.stderr, flush=True)
-    else:
-        print(f"wgan: {data.name} has no labels: the Fréchet distance, KID and precision/recall use the features "
-              f"of a {clf.describe()}, not of a classifier of this data", file=sys.stderr, flush=True)
-    return clf, False
+SAMPLE_GRID = 64  # images in the sample grid of each tick
+PROBE_SAMPLES = 128  # points per tick for the diagnostics (at most the batch size)
 
 
-def _setup(trainer) -> dict[str, Any]:
-    cfg = trainer.config
-    data = trainer.data
-    clf, own = _classifier_for(trainer)
-    st: dict[str, Any] = {"clf": clf, "own": own}
-    if clf is None:
-        return st
-    x_real = data.x_test if data.x_test is not None and len(data.x_test) >= 10 else data.x
-    real_feats, real_probs = clf.features_and_probs(x_real.cpu())
-    n = cfg.eval_samples
-    st["real_feats"], st["real_stats"] = real_feats, gaussian_stats(real_feats)
-    g = torch.Generator().manual_seed(cfg.seed * 7 + 11)
-    train_idx = torch.randperm(len(data.x), generator=g)[:n]
-    train_feats, _ = clf.features_and_probs(data.x[train_idx.to(data.x.device)].cpu())
-    st["fd_floor"] = frechet_distance(*gaussian_stats(train_feats), *st["real_stats"])
-    if own:
-        lab = data.labels_test if data.labels_test is not None and x_real is data.x_test else data.labels
-        index = {c: i for i, c in enumerate(clf.classes)}
-        mapped = torch.tensor([index.get(int(v), -1) for v in lab.cpu().tolist()])
-        st["real_freq"] = torch.bincount(mapped[mapped >= 0], minlength=len(clf.classes))
-        st["real_is"] = inception_score(real_probs)
-    # fixed latents for the evaluation, independent of the training RNG
-    st["z"] = torch.randn(n, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed * 7 + 13))
-    if trainer.run_dir is not None:
-        desc = {"feature_space": clf.describe(), "classifier_trained_on": clf.trained_on,
+class ImageEvaluator(Evaluator):
+    """Classifier-feature metrics of image runs (see the module docstring), and the validation gap.
+
+    The first evaluation trains or loads the classifier and computes the real features once; every
+    evaluation generates ``config.eval_samples`` images from a fixed latent batch.
+    """
+
+    kind = "images"
+    columns = (
+        Column(FD, "classifier FD", ".4g", "Fréchet distance of the classifier's penultimate features, generated vs "
+               "real test images (not Inception FID)", floor_key=FD_FLOOR, better="lower",
+               summary=("classifier FD", "{value:.2f}  (floor, real vs real: {floor:.2f}; classifier features, "
+                                         "not Inception FID; {n_fake} generated images)")),
+        Column(KID, "KID", ".4g", "kernel inception distance (cubic-kernel unbiased MMD²) on the classifier's features",
+               better="lower"),
+        Column(IS, "classifier IS", ".4g", "classifier Inception Score, from 1 to the number of classes",
+               better="higher", summary=("classifier IS", "{value:.2f}  (real test images: {classifier_is_real:.2f})")),
+        Column(CLASSES_COVERED, "classes covered", ".4g", "classes receiving at least 10% of their expected share",
+               better="higher", summary=("classes covered", "{value} of {classes_total}  (class KL to the data "
+                                                             "{class_kl:.3f})")),
+        Column(CLASS_KL, "class KL", ".4g", "KL(p_gen || p_real) of the predicted class histogram", better="lower"),
+        Column(PRECISION, "precision", ".4g", "k-NN manifold precision (k = 3) in the classifier's features",
+               better="higher"),
+        Column(RECALL, "recall", ".4g", "k-NN manifold recall (k = 3) in the classifier's features", better="higher"),
+    )
+    descriptions = {
+        FD_FLOOR: "the Fréchet distance of real training images to the test set: a perfect generator's score",
+        KID_STD: "standard deviation of KID over its subsets",
+        IS_REAL: "classifier Inception Score of the real test images",
+        CLASSES_TOTAL: "classes in the real test images",
+        CLASSIFIER_TEST_ACC: "test accuracy of the feature classifier",
+        N_FAKE: "generated images evaluated",
+        N_REAL: "real test images compared",
+        stats.EVAL_S: stats.DESCRIPTIONS[stats.EVAL_S],
+    }
+    curves = (FD, KID)
+    describe_file = "metrics_classifier.json"
+
+    def __init__(self, data, config, device):
+        super().__init__(data, config, device)
+        g = torch.Generator().manual_seed(derive_seed(config.seed, "fixed_z"))
+        self.fixed_z = torch.randn(SAMPLE_GRID, config.z_dim, generator=g).to(self.device)
+        self._ref: dict[str, Any] | None = None  # the classifier and the real references, once
+
+    def setup(self) -> None:
+        if self._ref is None:
+            self._ref = self._references()
+
+    def _classifier(self):
+        data = self.data
+        if data.labels is not None and len(set(data.labels.tolist())) >= 2:
+            return get_classifier(data), True
+        clf = find_cached_classifier(data.shape[0], data.shape[-1])
+        if clf is None:
+            print(f"wgan: {data.name} has no labels and no cached classifier of another data set exists; image "
+                  "metrics are off (train once on a labelled set, e.g. --data mnist:DIR, to enable the Fréchet "
+                  "distance in that classifier's feature space)", file=sys.stderr, flush=True)
+        else:
+            print(f"wgan: {data.name} has no labels: the Fréchet distance, KID and precision/recall use the "
+                  f"features of a {clf.describe()}, not of a classifier of this data", file=sys.stderr, flush=True)
+        return clf, False
+
+    def _references(self) -> dict[str, Any]:
+        cfg, data = self.config, self.data
+        clf, own = self._classifier()
+        ref: dict[str, Any] = {"clf": clf, "own": own}
+        if clf is None:
+            return ref
+        x_real = data.x_test if data.x_test is not None and len(data.x_test) >= 10 else data.x
+        real_feats, real_probs = clf.features_and_probs(x_real.cpu())
+        n = cfg.eval_samples
+        ref["real_feats"], ref["real_stats"] = real_feats, gaussian_stats(real_feats)
+        g = torch.Generator().manual_seed(derive_seed(cfg.seed, "fd_floor"))
+        train_idx = torch.randperm(len(data.x), generator=g)[:n]
+        train_feats, _ = clf.features_and_probs(data.x[train_idx.to(data.x.device)].cpu())
+        ref["fd_floor"] = frechet_distance(*gaussian_stats(train_feats), *ref["real_stats"])
+        if own:
+            lab = data.labels_test if data.labels_test is not None and x_real is data.x_test else data.labels
+            index = {c: i for i, c in enumerate(clf.classes)}
+            mapped = torch.tensor([index.get(int(v), -1) for v in lab.cpu().tolist()])
+            ref["real_freq"] = torch.bincount(mapped[mapped >= 0], minlength=len(clf.classes))
+            ref["real_is"] = inception_score(real_probs)
+        # fixed latents for the evaluation, independent of the training RNG
+        ref["z"] = torch.randn(n, cfg.z_dim, generator=torch.Generator().manual_seed(derive_seed(cfg.seed, "eval_z")))
+        return ref
+
+    def evaluate(self, generator: nn.Module) -> dict[str, Any]:
+        """Returns ``metrics/...`` values (see the module docstring) with the sample counts
+        ``metrics/n_fake``, ``metrics/n_real`` and ``time/eval_s``; ``{}`` when no classifier exists."""
+        t0 = time.perf_counter()
+        self.setup()
+        ref = self._ref
+        clf = ref["clf"]
+        if clf is None:
+            return {}
+        x_fake = torch.cat([generate(generator, z.to(self.device)).float().cpu() for z in ref["z"].split(500)])
+        out: dict[str, Any] = {}
+        feats, probs = clf.features_and_probs(x_fake)  # (n, C, H, W) -> (n, 128), (n, K)
+        compared = compare_features(feats, ref["real_feats"], ref["real_stats"])
+        out.update({f"metrics/{k}": v for k, v in compared.items()})
+        out[FD_FLOOR] = ref["fd_floor"]
+        if ref["own"]:
+            out[IS] = inception_score(probs)
+            out[IS_REAL] = ref["real_is"]
+            hist = class_histogram_metrics(probs.argmax(1), ref["real_freq"])
+            out.update({f"metrics/{k}": v for k, v in hist.items()})
+        out[CLASSIFIER_TEST_ACC] = clf.test_accuracy
+        out[N_FAKE] = len(x_fake)
+        out[N_REAL] = len(ref["real_feats"])
+        out[stats.EVAL_S] = time.perf_counter() - t0
+        return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in out.items()}
+
+    def describe(self) -> dict[str, Any] | None:
+        self.setup()
+        clf, n = self._ref["clf"], self.config.eval_samples
+        if clf is None:
+            return None
+        real = len(self._ref["real_feats"])
+        return {"feature_space": clf.describe(), "classifier_trained_on": clf.trained_on,
                 "classifier_test_accuracy": clf.test_accuracy, "classifier_hash": clf.data_hash,
-                "own_labels": own, "eval_samples_generated": n, "real_samples_fd": len(real_feats),
-                "real_samples_kid_pr": min(n, len(real_feats)),
+                "own_labels": self._ref["own"], "eval_samples_generated": n, "real_samples_fd": real,
+                "real_samples_kid_pr": min(n, real),
                 "note": "classifier-feature metrics: comparable between runs on this data set, "
                         "not with Inception FID/KID/IS"}
-        try:
-            (trainer.run_dir / "metrics_classifier.json").write_text(json.dumps(desc, indent=2), encoding="utf-8")
-        except OSError:
-            pass
-    return st
 
+    def samples_png(self, generator: nn.Module, path: Path, title: str = "") -> None:
+        from wgan.plots.grid import save_image_grid  # the plotting package, deferred on purpose
 
-def image_metrics(trainer) -> dict[str, Any]:
-    """Classifier-feature metrics of the trainer's current (EMA) generator, for one tick.
+        save_image_grid(path, generate(generator, self.fixed_z).cpu())
 
-    Generates ``config.eval_samples`` images from a fixed latent batch (the same at every tick).
-    The first call trains or loads the classifier and computes the real features once.
+    def probe_samples(self, batch_size: int) -> int:
+        return max(2, min(batch_size, PROBE_SAMPLES))
 
-    Returns:
-        ``metrics/...`` values (see the module docstring), with the sample counts
-        ``metrics/n_fake`` and ``metrics/n_real`` and ``time/eval_s``; ``{}`` when no classifier exists.
-    """
-    t0 = time.perf_counter()
-    st = _STATE.get(trainer)
-    if st is None:
-        st = _setup(trainer)
-        _STATE[trainer] = st
-    clf = st["clf"]
-    if clf is None:
-        return {}
-    fakes = []
-    for z in st["z"].split(500):
-        fakes.append(trainer.generate(z=z.to(trainer.device)).float().cpu())
-    x_fake = torch.cat(fakes)  # (n, C, H, W)
-    out: dict[str, Any] = {}
-    feats, probs = clf.features_and_probs(x_fake)
-    out.update({f"metrics/{k}": v for k, v in compare_features(feats, st["real_feats"], st["real_stats"]).items()})
-    out["metrics/classifier_fd_floor"] = st["fd_floor"]
-    if st["own"]:
-        out["metrics/classifier_is"] = inception_score(probs)
-        out["metrics/classifier_is_real"] = st["real_is"]
-        hist = class_histogram_metrics(probs.argmax(1), st["real_freq"])
-        out.update({f"metrics/{k}": v for k, v in hist.items()})
-    out["metrics/classifier_test_acc"] = clf.test_accuracy
-    out["metrics/n_fake"] = len(x_fake)
-    out["metrics/n_real"] = len(st["real_feats"])
-    out["time/eval_s"] = time.perf_counter() - t0
-    return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in out.items()}
+    def critic_gaps(self, critic, generator, x_real, x_fake, rng):
+        x_test = self.data.x_test
+        if x_test is None or len(x_test) == 0:
+            return {}
+        idx = torch.randint(len(x_test), (len(x_real),), generator=rng, device=rng.device).to(x_test.device)
+        return {stats.GAP_VAL: critic_gap(critic, x_test[idx], x_fake),
+                stats.GAP_TRAIN: critic_gap(critic, x_real, x_fake)}
 
 
 def evaluate_images(x_fake: torch.Tensor, data, classifier=None, n_real: int | None = None) -> dict[str, Any]:
@@ -200,8 +271,6 @@ def evaluate_images(x_fake: torch.Tensor, data, classifier=None, n_real: int | N
     classifier; pass another :class:`~wgan.metrics.classifier.TrainedClassifier` for unlabelled sets.
     Returns plain keys (``classifier_fd``, ``kid``, ``classifier_is``, ...) and the sample counts.
     """
-    from wgan.metrics.classifier import get_classifier
-
     clf = classifier or get_classifier(data)
     x_real = data.x_test if data.x_test is not None and len(data.x_test) >= 10 else data.x
     if n_real:
@@ -220,4 +289,4 @@ def evaluate_images(x_fake: torch.Tensor, data, classifier=None, n_real: int | N
     return out
 
 
-__all__ = ["image_metrics", "evaluate_images", "inception_score", "class_histogram_metrics", "compare_features"]
+__all__ = ["ImageEvaluator", "evaluate_images", "inception_score", "class_histogram_metrics", "compare_features"]

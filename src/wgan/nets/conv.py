@@ -1,6 +1,6 @@
 r"""DCGAN-style convolutional generator and critic for 28x28, 32x32 and 64x64 images, 1 or 3 channels.
 
-The layout follows the WGAN-GP paper's code (Gulrajani et al. 2017, ``gan_mnist.py`` and the DCGAN
+The layout follows the paper code of Gulrajani et al. 2017 (``gan_mnist.py`` and the DCGAN
 model of ``gan_64x64.py``): 5x5 kernels, stride 2, the critic halving the resolution down to 4x4 and
 the generator doubling it up from 4x4, channels ``width, 2 width, 4 width (, 8 width for 64x64)``.
 
@@ -28,13 +28,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from wgan.errors import ConfigError
+
 SIZES = (28, 32, 64)
 KERNEL = 5  # 5x5 kernels, stride 2, padding 2: a stride-2 conv maps s -> ceil(s / 2)
 
 
 def _check(channels: int, size: int) -> None:
-    from wgan.config import ConfigError
-
     if size not in SIZES:
         raise ConfigError(f"conv nets support image sizes 28, 32 and 64, got {size}; use --image-size")
     if channels not in (1, 3):
@@ -71,7 +71,7 @@ class ConvGenerator(nn.Module):
         channels: 1 or 3.
         size: 28, 32 or 64.
         width: channels of the last hidden map (the paper's ``DIM``).
-        norm: ``"batch"`` or ``"none"`` (the paper's WGAN-GP MNIST generator has none).
+        norm: ``"batch"`` or ``"none"`` (the paper's MNIST generator has none).
 
     Shape:
         z (N, z_dim) -> (N, channels, size, size).
@@ -131,9 +131,8 @@ class ConvCritic(nn.Module):
         size: 28, 32 or 64.
         width: channels of the first conv (the paper's ``DIM``).
         norm: ``"none"``; ``"layer"`` (``GroupNorm(1, C)``: per-sample normalisation over C, H, W
-            with a per-channel scale and shift, safe with the gradient penalty); ``"batch"``
-            (BatchNorm2d, for the vanilla GAN only: it mixes the samples of a batch, so the gradient
-            penalty refuses it).
+            with a per-channel scale and shift: each sample's score depends on that sample alone);
+            ``"batch"`` (BatchNorm2d: it mixes the samples of a batch).
         activation: ``"leaky_relu"`` (slope 0.2, the default) or ``"relu"``.
 
     Shape:
@@ -144,6 +143,10 @@ class ConvCritic(nn.Module):
         >>> f(torch.randn(5, 1, 28, 28)).shape
         torch.Size([5])
     """
+
+    # Declared for code that runs the layers itself (the training engines): forward is ``self.net`` on the
+    # input as given, its output (N, 1) squeezed to (N,).
+    stack_input = "as_is"
 
     def __init__(self, channels: int = 1, size: int = 28, width: int = 64, norm: str = "none",
                  activation: str = "leaky_relu"):
@@ -172,28 +175,3 @@ class ConvCritic(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)  # (N, 1) -> (N,)
-
-    def has_input_gradient(self) -> bool:
-        """True when :meth:`input_gradient` applies (``norm="none"``, no parametrisation); see
-        :func:`wgan.nets.fastgrad.supports`."""
-        from wgan.nets import fastgrad
-
-        return fastgrad.supports(self.net)
-
-    def input_gradient(self, x: torch.Tensor) -> torch.Tensor:
-        r"""The input gradient written out (masks times transposed convolutions), a first-order graph:
-        :math:`\nabla_x f = W_1^T D_1 \cdots D_{L-1} W_L^T`; see :mod:`wgan.nets.fastgrad`.
-
-        Shape: x (N, C, H, W) -> (N, C, H, W).
-        """
-        from wgan.nets import fastgrad
-
-        return fastgrad.input_gradient(self.net, x, check=False)
-
-    def penalised_backward(self, x_real, x_fake, x_hat, critic_loss, gradient_loss, **closed_forms):
-        """Critic loss plus a loss on the input gradient at ``x_hat``, parameter gradients accumulated with
-        no autograd graph (:func:`wgan.nets.fastgrad.penalised_loss_backward`); when :meth:`has_input_gradient`."""
-        from wgan.nets import fastgrad
-
-        return fastgrad.penalised_loss_backward(self.net, x_real, x_fake, x_hat, critic_loss, gradient_loss,
-                                                check=False, **closed_forms)

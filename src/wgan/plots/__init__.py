@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wgan.io import atomic_write_bytes
+
 
 def _plt():
     import matplotlib
@@ -12,6 +14,27 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str | Path, **kwargs) -> Path:
+    """Write a matplotlib figure to ``path`` atomically (format from the suffix), then close it.
+
+    Args:
+        fig: the figure.
+        path: the file; without a suffix, ``.png`` is appended, as ``fig.savefig`` does.
+        kwargs: passed to ``fig.savefig`` (``dpi`` ...).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    try:
+        atomic_write_bytes(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), **kwargs))
+    finally:
+        _plt().close(fig)
+    return path
 
 
 def scatter_png(path: Path, x_fake, x_real=None, centers=None, title: str = "") -> None:
@@ -29,5 +52,4 @@ def scatter_png(path: Path, x_fake, x_real=None, centers=None, title: str = "") 
     for handle in legend.legend_handles:
         handle.set_sizes([20])
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

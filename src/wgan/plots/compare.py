@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from wgan.plots import _plt
+from wgan.plots.figures import fig_to_png
+from wgan.plots.grid import make_grid
 
 
 def _finite(values) -> np.ndarray:
@@ -34,10 +39,7 @@ def compare_png(panels: Sequence[dict[str, Any]], x_real=None, centers=None, tit
     critic is K-Lipschitz with a small K, and the vanilla GAN's and SNGAN's gaps are logit and
     hinge margins, not distances). One line per seed.
     """
-    from wgan.plots.figures import fig_to_png
-    from wgan.plots.figures import _plt as plt_agg
-
-    plt = plt_agg()
+    plt = _plt()
     n = max(1, len(panels))
     fig, axes = plt.subplots(2, n, figsize=(3.3 * n, 6.6), squeeze=False,
                              gridspec_kw={"height_ratios": [1.15, 1.0]})
@@ -61,8 +63,6 @@ def compare_png(panels: Sequence[dict[str, Any]], x_real=None, centers=None, tit
             ax.text(0.5, 0.5, msg, ha="center", va="center", fontsize=7, color="tab:red", transform=ax.transAxes,
                     wrap=True)
         elif np.asarray(samples).ndim == 4:
-            from wgan.plots.grid import make_grid
-
             grid = make_grid(np.asarray(samples)[:64])
             ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255)
             ax.set_xticks([])

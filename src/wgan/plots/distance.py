@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from wgan.distances import js_divergence, wasserstein_1d
+from wgan.plots import _plt, save_figure
 
 
 def gaussian_sweep(shifts, grid_min: float = -10.0, grid_max: float = 22.0,
@@ -88,8 +89,6 @@ def plot_js_vs_w1(path: str | Path, max_shift: float = 8.0, n: int = 161) -> dic
 
     Returns the sweeps that were drawn: ``{"gaussians": ..., "point_masses": ...}``.
     """
-    from wgan.plots import _plt
-
     gauss = gaussian_sweep(np.linspace(0.0, max_shift, n))
     point = point_mass_sweep(np.linspace(-2.0, 2.0, 2 * (n // 2) + 1))
     plt = _plt()
@@ -121,6 +120,5 @@ def plot_js_vs_w1(path: str | Path, max_shift: float = 8.0, n: int = 161) -> dic
     ax.set_title(r"point masses $\delta_0$ and $\delta_\theta$", fontsize=9)
     ax.legend(loc="upper center", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return {"gaussians": gauss, "point_masses": point}

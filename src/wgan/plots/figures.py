@@ -6,19 +6,15 @@ matplotlib is imported inside each function, never at import time.
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
+
+from wgan.plots import _plt
 
 # colours shared by the figures
 C_GAP, C_W1, C_EVAL, C_NORM, C_PEN, C_REAL, C_FAKE = ("tab:blue", "k", "tab:cyan", "tab:purple", "tab:red",
                                                      "0.55", "tab:orange")
-
-
-def _plt():
-    from wgan.plots import _plt as plt_agg
-
-    return plt_agg()
 
 
 def fig_to_png(fig, dpi: int = 100) -> bytes:

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wgan.io import atomic_write_bytes
+
 
 def make_grid(x: torch.Tensor | np.ndarray, nrow: int | None = None, padding: int = 2,
               pad_value: float = 1.0) -> np.ndarray:
@@ -67,7 +69,5 @@ def save_image_grid(path: str | Path, x: torch.Tensor | np.ndarray, nrow: int | 
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    img.save(tmp, format="PNG")
-    tmp.replace(path)
+    atomic_write_bytes(path, lambda f: img.save(f, format="PNG"))
     return path

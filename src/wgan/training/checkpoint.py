@@ -1,9 +1,9 @@
 """Checkpoints: atomic writes, safe loading, every random state.
 
-A checkpoint is written to a temporary file in the same folder, flushed and fsynced, then renamed
-over the target (rename is atomic on POSIX), and the folder is fsynced: a crash or ``kill -9`` at
-any moment leaves either the old or the new file, never a torn one. Loading uses
-``torch.load(weights_only=True)`` only: a file that would need full unpickling is refused.
+A checkpoint is written with :func:`wgan.io.atomic_write_bytes` (a temporary file in the same
+folder, fsynced, renamed over the target): a crash or ``kill -9`` at any moment leaves either the
+old or the new file, never a torn one. Loading uses ``torch.load(weights_only=True)`` only: a file
+that would need full unpickling is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 import pickle
 import random
 import re
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -22,43 +21,9 @@ import numpy as np
 import torch
 
 from wgan.errors import CheckpointError
+from wgan.io import TEMP_NAME, atomic_write_bytes, atomic_write_text  # noqa: F401 - old import path
 
 FORMAT_VERSION = 1
-
-_UMASK = os.umask(0o022)  # read once at import (single-threaded): files get the usual permissions,
-os.umask(_UMASK)  # not mkstemp's 0600
-
-
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`atomic_write_bytes` does."""
-    atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def capture_rng() -> dict[str, Any]:
@@ -152,7 +117,6 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 _NUMBERED = re.compile(r"^step-(\d+)\.pt$")
-_TEMP = re.compile(r"^\..+\.tmp$")  # mkstemp names from atomic_write_bytes, link temps
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:
@@ -165,7 +129,7 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     folder = Path(folder)
     if folder.is_dir():
         for p in folder.iterdir():
-            if _TEMP.match(p.name):
+            if TEMP_NAME.match(p.name):  # atomic_write_bytes temps, link temps
                 p.unlink(missing_ok=True)
                 removed.append(p)
     return removed

@@ -20,7 +20,9 @@ the first backward. Biases do not appear in the gradient; they only choose the p
 On a CPU this is the biggest single saving of the WGAN-GP step for MLP critics (see
 ``docs/performance.md``): the penalty needs no graph of a backward pass, and its backward is a
 plain one through :math:`L` matrix products. For convolutions the arithmetic is the same as
-autograd's double backward; what is saved is its overhead.
+autograd's double backward; what is saved is its overhead. The engines (:mod:`wgan.engines`) use it
+for a net that declares its layers (:func:`declared_stack`); the closed forms of the losses it
+differentiates belong to their owners (the objective, the Lipschitz method).
 
 Example:
     >>> net = nn.Sequential(nn.Linear(2, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
@@ -46,6 +48,21 @@ from torch.nn.utils import parametrize
 _AFFINE = (nn.Linear, nn.Conv2d)
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU)
 _SHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)
+
+
+def declared_stack(module: nn.Module) -> tuple[nn.Sequential, bool] | None:
+    """``(net, rows)`` for a module that declares the plain layer stack its forward runs, else ``None``.
+
+    A net declares it with two attributes: ``net``, an ``nn.Sequential``, and ``stack_input``:
+    ``"rows"`` when ``forward(x)`` is ``net(x.flatten(1))`` (``rows`` is True), ``"as_is"`` when it is
+    ``net(x)``; either way the output is only reshaped (a critic's (N, 1) to (N,), a generator's rows to
+    its ``out_shape``). Whether the layers are ones this module can differentiate is :func:`supports`'.
+    """
+    kind = getattr(module, "stack_input", None)
+    net = getattr(module, "net", None)
+    if kind not in ("rows", "as_is") or not isinstance(net, nn.Sequential):
+        return None
+    return net, kind == "rows"
 
 
 def _layers(module: nn.Module) -> list[nn.Module]:
@@ -237,39 +254,6 @@ def input_gradient(net: nn.Module, x: torch.Tensor, check: bool = True) -> torch
 _aten = torch.ops.aten
 
 
-def per_sample_norms(g: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """:math:`\\sqrt{\\sum g^2 + \\varepsilon}` over every non-batch axis, (N,): finite, with a finite
-    gradient, where g is exactly 0."""
-    return (g.flatten(1).square().sum(1) + eps).sqrt()
-
-
-class WassersteinScores:
-    r"""Closed form of the Wasserstein critic objective :math:`E[f(x_{fake})] - E[f(x_{real})]` and its
-    gradients with respect to the scores (:math:`-1/N` and :math:`+1/N`): a ``critic_loss_grad`` for
-    :func:`penalised_loss_backward` that the compiled MLP step (:mod:`wgan.nets.native`) recognises."""
-
-    def __call__(self, score_real: torch.Tensor, score_fake: torch.Tensor):
-        return (score_fake.mean() - score_real.mean(), torch.full_like(score_real, -1.0 / len(score_real)),
-                torch.full_like(score_fake, 1.0 / len(score_fake)))
-
-
-class NormPenalty:
-    r"""Closed form of :math:`\text{gain}\, E[(\|g\| - 1)^2]` (one-sided: :math:`\max(0, \|g\| - 1)^2`)
-    with :math:`\|g\| = \sqrt{\sum g^2 + \varepsilon}` over every non-batch axis: ``g -> (value, norms,
-    d value / d g)``, a ``gradient_loss_grad`` for :func:`penalised_loss_backward`."""
-
-    def __init__(self, gain: float, one_sided: bool = False, eps: float = 1e-12):
-        self.gain, self.one_sided, self.eps = float(gain), bool(one_sided), float(eps)
-
-    def __call__(self, g: torch.Tensor):
-        norms = per_sample_norms(g, self.eps)
-        excess = norms - 1
-        if self.one_sided:
-            excess = excess.clamp_min(0)
-        coef = excess * (2 * self.gain / len(g)) / norms
-        return self.gain * excess.square().mean(), norms, g * coef.view((-1,) + (1,) * (g.dim() - 1))
-
-
 def _adjoint(m: nn.Module, d: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
     """The transposed affine map of ``m`` (no bias) applied to ``d``, sized to the layer's input."""
     if isinstance(m, nn.Linear):
@@ -333,12 +317,16 @@ def penalised_loss_backward(net: nn.Module, x_real: torch.Tensor, x_fake: torch.
         net: a Sequential for which :func:`supports` is True, with one output per sample.
         x_real, x_fake: (N, ...) batches as ``net`` takes them.
         x_hat: (M, ...) the points of the gradient term.
-        critic_loss: ``(score_real, score_fake) -> scalar``, both (N,).
-        gradient_loss: ``g -> (scalar, aux)`` for the input gradient g shaped like ``x_hat``.
+        critic_loss: ``(score_real, score_fake) -> scalar``, both (N,); unused (may be ``None``) when
+            ``critic_loss_grad`` is given.
+        gradient_loss: ``g -> (scalar, aux)`` for the input gradient g shaped like ``x_hat``; unused (may
+            be ``None``) when ``gradient_loss_grad`` is given.
         critic_loss_grad: optional closed form, ``(score_real, score_fake) -> (scalar, d_real, d_fake)``,
             used instead of autograd on ``critic_loss`` (on this CPU autograd's engine costs about
-            as much as the arithmetic of a small critic step).
-        gradient_loss_grad: optional closed form, ``g -> (scalar, aux, d_g)``, instead of autograd.
+            as much as the arithmetic of a small critic step); e.g.
+            :func:`wgan.objectives.wasserstein_critic_loss_grads`.
+        gradient_loss_grad: optional closed form, ``g -> (scalar, aux, d_g)``, instead of autograd; e.g.
+            :class:`wgan.lipschitz.gradient_penalty.NormPenalty`.
         check: verify :func:`supports` first (callers that checked may skip it).
 
     Returns:

@@ -1,17 +1,19 @@
 r"""The compiled CPU steps of plain MLPs (``csrc/mlp.cpp``), built on first use.
 
 A small critic's WGAN-GP step on a CPU is bound by per-operation overhead more than by arithmetic:
-the PyTorch path (:func:`wgan.nets.fastgrad.penalised_loss_backward`) already needs no autograd
+the PyTorch path (:func:`wgan.engines.fastgrad.penalised_loss_backward`) already needs no autograd
 graph, but still dispatches some fifty operations per critic step, each a separate pass over memory.
 ``csrc/mlp.cpp`` runs the same algorithm in one call: the matrix products are ATen's, the
 element-wise work (bias and activation, the activation slopes, the penalty) is fused into single
-passes. It applies to an ``nn.Sequential`` of ``Linear``, then ``ReLU`` / ``LeakyReLU`` and ``Linear``
-in turn (the last with one output: a critic), on CPU float32 / float64 tensors, with the Wasserstein
-objective and the norm penalty in closed form (:class:`~wgan.nets.fastgrad.WassersteinScores`,
-:class:`~wgan.nets.fastgrad.NormPenalty`). It gives the same losses and gradients as the PyTorch
-path (``tests/test_native.py``); anything else takes the PyTorch path.
+passes. It takes an ``nn.Sequential`` of ``Linear``, then ``ReLU`` / ``LeakyReLU`` and ``Linear`` in
+turn (:func:`mlp_layers`; a critic's last layer has one output), on CPU float32 / float64 tensors,
+with the closed forms of the Wasserstein objective
+(:func:`wgan.objectives.wasserstein_critic_loss_grads`, :func:`wgan.objectives.wasserstein_generator_loss`)
+and the norm penalty (:class:`wgan.lipschitz.gradient_penalty.NormPenalty`) written into it. It gives
+the same losses and gradients as the PyTorch path (``tests/test_native.py``). This module is the
+mechanics only: which runs use it is :class:`wgan.engines.compiled.CompiledEngine`'s decision.
 
-The calls, smallest to largest: the generator's forward (:func:`forward`), the critic step on given
+The calls, smallest to largest: a forward without a graph (:func:`forward`), the critic step on given
 samples (:func:`wgan_gp_critic`) or from the generator's noise (:func:`wgan_gp_critic_step`), the
 generator step (:func:`wgan_generator_step`), and a whole generator step of training — n_critic critic
 steps, the generator step and both fused Adam updates (:func:`wgan_gp_round`, bit-identical to the
@@ -26,7 +28,7 @@ built, a warning says why once and the PyTorch path is used. ``WGAN_NATIVE=0`` t
 
 Usage::
 
-    python -m wgan.nets.native     # build it now (what ``make`` runs); prints where, or why not
+    python -m wgan.engines   # build it now (what ``make`` runs); prints where, or why not
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from wgan.nets.fastgrad import NormPenalty, WassersteinScores, _has_hooks, _layers
+from wgan.engines.fastgrad import _has_hooks, _layers
+from wgan.lipschitz.gradient_penalty import NormPenalty
 
 SOURCE = Path(__file__).with_name("csrc") / "mlp.cpp"
 # OpenMP for the row blocks; the process's OpenMP runtime is torch's (the same soname, already loaded)
@@ -101,9 +104,9 @@ def _build():
     bin_dir = os.path.dirname(sys.executable)  # the venv's ninja when python was run by its full path
     if bin_dir not in path.split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + path
-    try:
+    try:  # copies of the flags: load_extension appends to the lists it is given (build_dir's key reads them)
         return load_extension("wgan_native", [str(SOURCE)], build_directory=str(directory),
-                              extra_cflags=CFLAGS, extra_ldflags=LDFLAGS, verbose=False)
+                              extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS), verbose=False)
     finally:
         os.environ["PATH"] = path
 
@@ -117,7 +120,7 @@ def mlp_layers(net: nn.Module) -> tuple[list, list, list[float]] | None:
     if len(layers) < 3 or len(layers) % 2 == 0:
         return None
     weights, biases, slopes = [], [], []
-    for i, m in enumerate(layers):  # (on every step: attribute lookups kept to the plain dicts)
+    for i, m in enumerate(layers):
         if i % 2 == 0:
             # a parametrised Linear (spectral norm, weight norm) has a class of its own; the older
             # hook-based ones have hooks and no "weight" parameter
@@ -136,56 +139,18 @@ def mlp_layers(net: nn.Module) -> tuple[list, list, list[float]] | None:
     return weights, biases, slopes
 
 
-def _fits(tensors, params) -> bool:
-    """CPU float32/float64, one dtype, contiguous parameters."""
-    dtype = tensors[0].dtype if tensors else params[0].dtype
-    if dtype not in (torch.float32, torch.float64):
-        return False
-    for t in tensors:
-        if t.device.type != "cpu" or t.dtype != dtype:
-            return False
-    return all(p is _NO_BIAS or (p.device.type == "cpu" and p.dtype == dtype and p.is_contiguous()) for p in params)
+def fits(spec) -> bool:
+    """True when a spec's parameters are what the compiled code takes: on the CPU, float32 or float64
+    (one dtype), contiguous. Its inputs must then be CPU tensors of the same dtype."""
+    params = parameters(spec)
+    dtype = params[0].dtype
+    return dtype in (torch.float32, torch.float64) and all(
+        p.device.type == "cpu" and p.dtype == dtype and p.is_contiguous() for p in params)
 
 
-def forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
-    """``net(x)`` without a graph, compiled, or ``None`` when it does not apply (or grad is enabled)."""
-    if torch.is_grad_enabled() or x.dim() != 2:
-        return None
-    spec = mlp_layers(net)
-    if spec is None or not _fits([x], spec[0] + spec[1]):
-        return None
-    module = load()
-    if module is None:
-        return None
-    return module.mlp_forward(x, *spec)
-
-
-def wgan_gp_critic(net: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor, x_hat: torch.Tensor,
-                   critic_loss_grad, gradient_loss_grad):
-    """:func:`wgan.nets.fastgrad.penalised_loss_backward` for an MLP critic, the Wasserstein objective
-    and the norm penalty, compiled; ``None`` (nothing done) when it does not apply.
-
-    Inputs are (N, d) and (M, d) rows; the gradients are accumulated into ``.grad``.
-    """
-    if not (isinstance(critic_loss_grad, WassersteinScores) and isinstance(gradient_loss_grad, NormPenalty)):
-        return None
-    if x_real.dim() != 2 or len(x_real) == 0 or len(x_fake) == 0 or len(x_hat) == 0:
-        return None
-    spec = mlp_layers(net)
-    if spec is None or spec[0][-1].shape[0] != 1 or not _fits([x_real, x_fake, x_hat], spec[0] + spec[1]):
-        return None
-    module = load()
-    if module is None:
-        return None
-    weights, biases, slopes = spec
-    pen = gradient_loss_grad
-    with torch.no_grad():
-        out = module.wgan_gp_critic(x_real.contiguous(), x_fake.contiguous(), x_hat.contiguous(), weights, biases,
-                                    slopes, pen.gain, pen.one_sided, pen.eps)
-    loss, scores, term, norms = out[:4]
-    _assign_grads(weights + biases, out[4:])
-    n = len(x_real)
-    return loss, scores[:n], scores[n:], term, norms
+def parameters(spec) -> list[torch.Tensor]:
+    """A spec's parameters in the order of the compiled gradients: the weights, then the biases there are."""
+    return [p for p in spec[0] + spec[1] if p is not _NO_BIAS]
 
 
 def _assign_grads(params: list, grads) -> None:
@@ -199,92 +164,80 @@ def _assign_grads(params: list, grads) -> None:
             p.grad.add_(g)
 
 
-def generator_and_critic(generator: nn.Module, critic: nn.Module, tensors: list[torch.Tensor] = ()):
-    """``(module, generator spec, critic spec)`` for an :class:`~wgan.nets.mlp.MLPGenerator` and an
-    :class:`~wgan.nets.mlp.MLPCritic` the compiled steps take, with these inputs; ``None`` otherwise."""
-    from wgan.nets.mlp import MLPCritic, MLPGenerator
+# Every call below needs :func:`load` to have given the module and its specs to :func:`fits`; rows are
+# (N, d) CPU tensors of the specs' dtype.
 
-    if type(generator) is not MLPGenerator or type(critic) is not MLPCritic:
-        return None
-    if any(t.dim() != 2 or len(t) == 0 or len(t) != len(tensors[0]) for t in tensors):
-        return None
-    g_spec, c_spec = mlp_layers(generator.net), mlp_layers(critic.net)
-    if g_spec is None or c_spec is None or c_spec[0][-1].shape[0] != 1:
-        return None
-    if g_spec[0][-1].shape[0] != c_spec[0][0].shape[1]:  # the generator's output is the critic's input
-        return None
-    if not _fits(tensors, g_spec[0] + g_spec[1] + c_spec[0] + c_spec[1]):
-        return None
-    module = load()
-    return None if module is None else (module, g_spec, c_spec)
+def forward(spec, x: torch.Tensor) -> torch.Tensor:
+    """The MLP ``spec`` on rows ``x`` (N, d), without a graph: (N, d_out)."""
+    return _state["module"].mlp_forward(x.contiguous(), *spec)
 
 
-def wgan_gp_critic_step(generator: nn.Module, critic: nn.Module, x_real: torch.Tensor, z: torch.Tensor,
-                        rng: torch.Generator | None, penalty: NormPenalty):
-    """The whole WGAN-GP critic step from the generator's noise, compiled: ``x_fake = G(z)`` without a
-    graph, ``x_hat`` = :func:`~wgan.lipschitz.gradient_penalty.interpolate` ``(x_real, x_fake, rng)``
-    (the same draw from ``rng``), then :func:`wgan_gp_critic`'s loss and gradients (accumulated into
-    the critic's ``.grad``). For an MLP generator and critic on flat (N, d) data; ``None`` (nothing
-    done, nothing drawn) when it does not apply.
+def wgan_gp_critic(c_spec, x_real: torch.Tensor, x_fake: torch.Tensor, x_hat: torch.Tensor, penalty: NormPenalty):
+    """:func:`wgan.engines.fastgrad.penalised_loss_backward` for an MLP critic with the Wasserstein
+    objective and ``penalty``, compiled: the gradients accumulated into ``.grad``.
+
+    Rows: x_real (N, d), x_fake (N_fake, d), x_hat (M, d). Returns ``(objective, score_real,
+    score_fake, penalty term, norms)``.
+    """
+    weights, biases, slopes = c_spec
+    with torch.no_grad():
+        out = _state["module"].wgan_gp_critic(x_real.contiguous(), x_fake.contiguous(), x_hat.contiguous(), weights,
+                                              biases, slopes, penalty.gain, penalty.one_sided, penalty.eps)
+    loss, scores, term, norms = out[:4]
+    _assign_grads(weights + biases, out[4:])
+    n = len(x_real)
+    return loss, scores[:n], scores[n:], term, norms
+
+
+def wgan_gp_critic_step(g_spec, c_spec, x_real: torch.Tensor, z: torch.Tensor, rng: torch.Generator | None,
+                        penalty: NormPenalty):
+    """The whole critic step from the generator's noise, compiled: ``x_fake = G(z)`` without a graph,
+    ``x_hat`` = :func:`~wgan.lipschitz.gradient_penalty.interpolate` ``(x_real, x_fake, rng)`` (the same
+    draw from ``rng``), then :func:`wgan_gp_critic`'s loss and gradients (accumulated into the critic's
+    ``.grad``). Rows: x_real (N, d), z (N, z_dim).
 
     Returns ``(objective, score_real, score_fake, penalty term, norms)``.
     """
-    found = generator_and_critic(generator, critic, [x_real, z])
-    if found is None or x_real.shape[1] != critic.net[0].in_features:
-        return None
-    module, g_spec, c_spec = found
     alpha = torch.rand((len(x_real), 1), generator=rng, dtype=x_real.dtype)  # interpolate's draw
     with torch.no_grad():
-        out = module.wgan_gp_critic_step(x_real.contiguous(), z, alpha, *g_spec, *c_spec, penalty.gain,
-                                         penalty.one_sided, penalty.eps)
+        out = _state["module"].wgan_gp_critic_step(x_real.contiguous(), z, alpha, *g_spec, *c_spec, penalty.gain,
+                                                   penalty.one_sided, penalty.eps)
     loss, scores, term, norms = out[:4]
     _assign_grads(c_spec[0] + c_spec[1], out[4:])
     n = len(x_real)
     return loss, scores[:n], scores[n:], term, norms
 
 
-def parameters(spec) -> list[torch.Tensor]:
-    """A spec's parameters in the order of the compiled gradients: the weights, then the biases there are."""
-    return [p for p in spec[0] + spec[1] if p is not _NO_BIAS]
+def wgan_generator_step(g_spec, c_spec, z: torch.Tensor) -> torch.Tensor:
+    """The generator's Wasserstein loss :math:`-E[f(G(z))]` and its generator gradients (accumulated into
+    ``.grad``; the critic's are not computed), compiled. Rows: z (N, z_dim)."""
+    with torch.no_grad():
+        out = _state["module"].wgan_generator(z, *g_spec, *c_spec)
+    _assign_grads(g_spec[0] + g_spec[1], out[1:])
+    return out[0]
 
 
-def wgan_gp_round(nets, x_reals: list[torch.Tensor], zs: list[torch.Tensor], alphas: list[torch.Tensor],
+def wgan_gp_round(g_spec, c_spec, x_reals: list[torch.Tensor], zs: list[torch.Tensor], alphas: list[torch.Tensor],
                   z: torch.Tensor, penalty: NormPenalty, critic_adam, generator_adam):
     """A whole generator step, compiled: for each k the critic step :func:`wgan_gp_critic_step` does from
     ``(x_reals[k], zs[k])`` with the interpolation weights ``alphas[k]`` (N values), and the critic's
-    Adam update; then :func:`wgan_generator_step` on ``z`` and the generator's. ``nets`` is
-    :func:`generator_and_critic`'s answer; ``*_adam`` are :func:`wgan.training.optim.fused_adam_args`
-    for :func:`parameters` of each. The parameters are updated in place, and ``.grad`` holds the last
-    gradients, as the steps one by one leave it.
+    Adam update; then :func:`wgan_generator_step` on ``z`` and the generator's. ``*_adam`` are
+    :func:`wgan.engines.optim.fused_adam_args` for :func:`parameters` of each spec. The parameters are
+    updated in place, and ``.grad`` holds the last gradients, as the steps one by one leave it.
 
     Returns ``(critic statistics (K, 5): loss, gap, penalty term, mean norm, loss + term; generator loss)``.
     """
-    module, g_spec, c_spec = nets
     with torch.no_grad():
-        out = module.wgan_gp_round([x.flatten(1) for x in x_reals], zs, [a.reshape(len(a), 1) for a in alphas], z,
-                                   *g_spec, *c_spec, penalty.gain, penalty.one_sided, penalty.eps,
-                                   [*critic_adam[0], *critic_adam[1], *critic_adam[2]], critic_adam[3],
-                                   [*generator_adam[0], *generator_adam[1], *generator_adam[2]], generator_adam[3])
+        out = _state["module"].wgan_gp_round(
+            [x.flatten(1) for x in x_reals], zs, [a.reshape(len(a), 1) for a in alphas], z, *g_spec, *c_spec,
+            penalty.gain, penalty.one_sided, penalty.eps, [*critic_adam[0], *critic_adam[1], *critic_adam[2]],
+            critic_adam[3], [*generator_adam[0], *generator_adam[1], *generator_adam[2]], generator_adam[3])
     n_critic = 2 * len(c_spec[0])
     for spec, grads in ((c_spec, out[2:2 + n_critic]), (g_spec, out[2 + n_critic:])):
         for p in parameters(spec):
             p.grad = None
         _assign_grads(spec[0] + spec[1], grads)
     return out[0], out[1]
-
-
-def wgan_generator_step(generator: nn.Module, critic: nn.Module, z: torch.Tensor) -> torch.Tensor | None:
-    """The generator's Wasserstein loss :math:`-E[f(G(z))]` and its generator gradients (accumulated into
-    ``.grad``; the critic's are not computed), compiled, for an :class:`~wgan.nets.mlp.MLPGenerator` and
-    an :class:`~wgan.nets.mlp.MLPCritic`; ``None`` (nothing done) when it does not apply."""
-    found = generator_and_critic(generator, critic, [z])
-    if found is None:
-        return None
-    module, g_spec, c_spec = found
-    with torch.no_grad():
-        out = module.wgan_generator(z, *g_spec, *c_spec)
-    _assign_grads(g_spec[0] + g_spec[1], out[1:])
-    return out[0]
 
 
 def main() -> int:
@@ -296,7 +249,3 @@ def main() -> int:
         return 0  # not an error: the library works without it
     print(f"wgan native: built in {build_dir()}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,16 @@
 // The WGAN-GP steps of a plain MLP (Linear, then ReLU/LeakyReLU and Linear in turn, one output),
-// written out for the CPU: the same algorithm as wgan/nets/fastgrad.py's penalised_loss_backward
+// written out for the CPU: the same algorithm as wgan/engines/fastgrad.py's penalised_loss_backward
 // (stacked real, fake and interpolated rows; one pass down the adjoints for the score gradients and
 // the input-gradient chain together; one pass up the chain; one weight gradient per layer), with the
 // element-wise work fused into single passes over memory and no interpreter between the operations.
-// Matrix products are ATen's (MKL / oneDNN). Built on first use by wgan/nets/native.py.
+// Matrix products are ATen's (MKL / oneDNN). Built on first use by wgan/engines/native.py.
+//
+// The closed forms here are copies of Python definitions, which own them (tests/test_native.py checks
+// that both give the same values and gradients):
+//   the critic's Wasserstein loss and its score gradients: wgan/objectives.py, wasserstein_critic_loss_grads
+//   the generator's loss -E[f(G(z))]:                      wgan/objectives.py, wasserstein_generator_loss
+//   the penalty on the input gradient and its gradient:    wgan/lipschitz/gradient_penalty.py, NormPenalty
+//   the interpolates lerp(x_fake, x_real, alpha):          wgan/lipschitz/gradient_penalty.py, interpolate
 //
 // Layer l maps H[l] (rows x n_l) to H[l+1] = act_l(H[l] W_l^T + b_l); the last layer has no
 // activation. An activation's slope is 1 where its result is > 0, else s_l (0 for ReLU); the result
@@ -223,7 +230,8 @@ struct CriticBlock {
 };
 
 // x stacks the block's n real, f - n fake and the rest interpolated rows; c_real / c_fake are
-// d loss / d score of one real / fake row (-1/N, 1/N_fake over the whole batch), pen = 2 gain / M.
+// d loss / d score of one real / fake row (-1/N, 1/N_fake over the whole batch: wgan/objectives.py,
+// wasserstein_critic_loss_grads), pen = 2 gain / M.
 CriticBlock critic_block(const Tensor& x, int64_t n, int64_t f, const Mlp& net, double c_real, double c_fake,
                          double pen, bool one_sided, double eps) {
   const size_t L = net.layers();
@@ -254,7 +262,7 @@ CriticBlock critic_block(const Tensor& x, int64_t n, int64_t f, const Mlp& net, 
     g = at::mm(A[0].narrow(0, f, m), net.w[0]);  // the input gradient at x_hat, m x d
   });
 
-  // the penalty and its gradient with respect to g
+  // the penalty and its gradient with respect to g (wgan/lipschitz/gradient_penalty.py, NormPenalty)
   out.norms = (g.square().sum(1) + eps).sqrt_();
   Tensor excess = out.norms - 1.0;
   if (one_sided) excess.clamp_min_(0.0);
@@ -385,7 +393,7 @@ std::vector<Tensor> generator_in_blocks(Tensor z, const Mlp& gen, const Mlp& net
   return out;
 }
 
-// torch.optim.Adam(fused=True).step() for one network: the same kernel (wgan/training/optim.py's
+// torch.optim.Adam(fused=True).step() for one network: the same kernel (wgan/engines/optim.py's
 // step). state holds the exp_avg, exp_avg_sq and step tensors of every parameter, in the order of the
 // network's gradients (weights, then the biases there are); hyper is (lr, beta1, beta2, weight_decay, eps).
 struct Adam {

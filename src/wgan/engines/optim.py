@@ -14,7 +14,7 @@ import torch
 from torch.optim import optimizer as _optimizer
 
 
-def _plain_fused_adam(opt: torch.optim.Optimizer) -> dict | None:
+def plain_fused_adam(opt: torch.optim.Optimizer) -> dict | None:
     """The single parameter group of a fused Adam with nothing but lr, betas, eps and weight decay set."""
     if type(opt) is not torch.optim.Adam or len(opt.param_groups) != 1:
         return None
@@ -39,7 +39,7 @@ def fused_adam_args(opt: torch.optim.Optimizer, params: list[torch.Tensor] | Non
     """``(exp_avgs, exp_avg_sqs, steps, [lr, beta1, beta2, weight_decay, eps])`` for ``params`` (default:
     the optimiser's own, in its order) when ``opt.step()`` is exactly one ``torch._fused_adam_`` call
     on them: a plain fused Adam over exactly these parameters, its state already made; else ``None``."""
-    g = _plain_fused_adam(opt)
+    g = plain_fused_adam(opt)
     if g is None:
         return None
     own = g["params"]
