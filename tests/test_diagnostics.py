@@ -115,9 +115,11 @@ def test_lipschitz_probe_is_a_lower_bound_for_a_relu_net():
     net = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1)).double()
     f = lambda x: net(x).squeeze(1)  # noqa: E731
     # an independent upper bound: the product of the layers' spectral norms
-    bound = math.prod(float(torch.linalg.matrix_norm(m.weight.detach(), ord=2)) for m in net if isinstance(m, nn.Linear))
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    bound = math.prod(float(torch.linalg.matrix_norm(m.weight.detach(), ord=2)) for m in linears)
     g = torch.Generator().manual_seed(6)
-    x_real, x_fake = torch.randn(500, 2, dtype=torch.float64, generator=g), torch.randn(500, 2, dtype=torch.float64, generator=g)
+    x_real = torch.randn(500, 2, dtype=torch.float64, generator=g)
+    x_fake = torch.randn(500, 2, dtype=torch.float64, generator=g)
     L = float(empirical_lipschitz(f, x_real, x_fake, rng=torch.Generator().manual_seed(7)))
     norms = grad_norm_stats(f, x_real)["norms"]
     assert 0 < L <= bound
@@ -128,7 +130,8 @@ def test_lipschitz_probe_is_a_lower_bound_for_a_relu_net():
 def test_lipschitz_probe_of_the_norm_is_one():
     f = lambda x: x.flatten(1).norm(dim=1)  # noqa: E731 - 1-Lipschitz, slope exactly 1 radially
     g = torch.Generator().manual_seed(8)
-    x_real, x_fake = torch.randn(100, 5, dtype=torch.float64, generator=g), torch.randn(100, 5, dtype=torch.float64, generator=g)
+    x_real = torch.randn(100, 5, dtype=torch.float64, generator=g)
+    x_fake = torch.randn(100, 5, dtype=torch.float64, generator=g)
     L = float(empirical_lipschitz(f, x_real, x_fake, rng=torch.Generator().manual_seed(9)))
     assert L <= 1 + 1e-9
     assert L == pytest.approx(1.0, abs=1e-6)

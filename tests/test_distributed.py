@@ -216,7 +216,8 @@ def test_full_generator_steps_match_one_process_on_the_global_batch(tmp_path, va
     if variant == "sngan":
         assert any(k.endswith("_u") for k in want["critic"]), "the spectral-norm vectors must be compared"
     for net in ("generator", "critic"):
-        moved = max((want[net][k].double() - v.double()).abs().max() for k, v in getattr(start, net).state_dict().items())
+        start_state = getattr(start, net).state_dict()
+        moved = max((want[net][k].double() - v.double()).abs().max() for k, v in start_state.items())
         assert moved > 1e-5, f"{net} did not train"
         for k, v in want[net].items():
             assert torch.equal(ranks[0][net][k], ranks[1][net][k]), f"{net}.{k} differs across ranks"

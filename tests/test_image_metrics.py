@@ -12,8 +12,13 @@ import torch
 from wgan.config import resolve
 from wgan.data import load_data
 from wgan.metrics.classifier import get_classifier, train_classifier
-from wgan.metrics.frechet import (frechet_distance, frechet_distance_features, gaussian_stats,
-                                  kernel_inception_distance, precision_recall)
+from wgan.metrics.frechet import (
+    frechet_distance,
+    frechet_distance_features,
+    gaussian_stats,
+    kernel_inception_distance,
+    precision_recall,
+)
 from wgan.metrics.image import class_histogram_metrics, inception_score
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"

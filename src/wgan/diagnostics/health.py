@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -352,7 +353,7 @@ def _check_mode_collapse(gap: np.ndarray, history: list[dict[str, Any]]) -> Heal
     q = max(1, len(gap) // 4)
     late, peak = float(gap[-q:].mean()), float(gap.max())
     near_zero = peak > 0 and abs(late) <= NEAR_ZERO * peak
-    detail = f"late W estimate {late:.4g} ({late / peak:.0%} of its peak)" if peak > 0 else f"late W estimate {late:.4g}"
+    detail = f"late W estimate {late:.4g}" + (f" ({late / peak:.0%} of its peak)" if peak > 0 else "")
     if samples_bad is None:
         return HealthCheck("no_mode_collapse", title, NA, detail + "; no sample metrics to compare")
     detail += f"; samples: {notes}"
@@ -415,7 +416,8 @@ def health_verdict(history: list[dict[str, Any]], config=None) -> HealthVerdict:
     Checks, each ``pass``, ``warn``, ``fail`` or ``n/a``:
 
     * ``w_decreasing``: last-quarter mean of ``critic/gap`` at least 5% below the first-quarter
-      mean (or flat near zero: below 10% of its peak). Fails as *rising* (Lipschitz constraint failing) or *stuck* (critic too weak,
+      mean (or flat near zero: below 10% of its peak). Fails as *rising* (Lipschitz constraint failing) or
+      *stuck* (critic too weak,
       learning rate too low).
     * ``no_oscillation``: after the first quarter, no tick-to-tick jump above half the peak and no
       zigzag whose median step exceeds 10% of the peak. (The source's std/mean of the changes,

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from itertools import chain
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import torch
 
